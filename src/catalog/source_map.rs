@@ -1,0 +1,221 @@
+//! Line numbers for entries of a block-style plugins.yml.
+//!
+//! serde_yaml reports positions only for errors it raises while parsing. Checks
+//! that span several entries (a duplicate tool name) or happen later (a missing
+//! `.wasm`) still have to say where the offending entry is, so this module
+//! finds lines by indentation. It understands the block style every
+//! plugins.yml in the wild uses; for flow style it finds nothing and the
+//! messages simply carry no line.
+
+/// One line of the file, reduced to what the locator needs.
+#[derive(Debug, Clone)]
+struct Line {
+    /// Column of the first key on the line (after a `- ` list marker, if any).
+    key_indent: usize,
+    /// Column of the `-` when the line opens a list item.
+    dash_indent: Option<usize>,
+    /// The key on the line, if it has one (`name` in `- name: x`).
+    key: Option<String>,
+}
+
+/// Where the entries of a plugins.yml start, by 1-based line number.
+#[derive(Debug, Clone, Default)]
+pub struct SourceMap {
+    lines: Vec<Line>,
+}
+
+/// A run of lines `[start, end)` that holds one mapping (a plugin, a function…).
+#[derive(Debug, Clone, Copy)]
+struct Block {
+    start: usize,
+    end: usize,
+    indent: usize,
+}
+
+impl SourceMap {
+    pub fn new(text: &str) -> Self {
+        let lines = text.lines().map(parse_line).collect();
+        Self { lines }
+    }
+
+    /// Line of `plugins[plugin]`.
+    pub fn plugin(&self, plugin: usize) -> Option<usize> {
+        self.plugin_block(plugin).map(|b| b.start + 1)
+    }
+
+    /// Line of `key` inside `plugins[plugin]`, or of the entry when the key is absent.
+    pub fn plugin_key(&self, plugin: usize, key: &str) -> Option<usize> {
+        let block = self.plugin_block(plugin)?;
+        Some(self.key_in(block, key).unwrap_or(block.start) + 1)
+    }
+
+    /// Line of `plugins[plugin].functions[function]`.
+    pub fn function(&self, plugin: usize, function: usize) -> Option<usize> {
+        self.function_block(plugin, function).map(|b| b.start + 1)
+    }
+
+    /// Line of `key` inside `plugins[plugin].functions[function]`.
+    pub fn function_key(&self, plugin: usize, function: usize, key: &str) -> Option<usize> {
+        let block = self.function_block(plugin, function)?;
+        Some(self.key_in(block, key).unwrap_or(block.start) + 1)
+    }
+
+    /// Line of `plugins[plugin].functions[function].arguments[argument]`.
+    pub fn argument(&self, plugin: usize, function: usize, argument: usize) -> Option<usize> {
+        let block = self.function_block(plugin, function)?;
+        self.items(block, "arguments")
+            .get(argument)
+            .map(|b| b.start + 1)
+    }
+
+    fn plugin_block(&self, plugin: usize) -> Option<Block> {
+        let root = Block {
+            start: 0,
+            end: self.lines.len(),
+            indent: 0,
+        };
+        self.items(root, "plugins").get(plugin).copied()
+    }
+
+    fn function_block(&self, plugin: usize, function: usize) -> Option<Block> {
+        let block = self.plugin_block(plugin)?;
+        self.items(block, "functions").get(function).copied()
+    }
+
+    /// The index of the line holding `key` at the block's own level.
+    fn key_in(&self, block: Block, key: &str) -> Option<usize> {
+        (block.start..block.end).find(|&i| {
+            let line = &self.lines[i];
+            line.key_indent == block.indent && line.key.as_deref() == Some(key)
+        })
+    }
+
+    /// The list items under `key` in `block`, each as a block of its own.
+    fn items(&self, block: Block, key: &str) -> Vec<Block> {
+        let Some(key_line) = self.key_in(block, key) else {
+            return Vec::new();
+        };
+        let key_indent = self.lines[key_line].key_indent;
+        // YAML allows a sequence at the same indentation as its key, so the
+        // list lasts until a line that is neither deeper nor a list item.
+        let mut starts = Vec::new();
+        let mut item_dash = None;
+        let mut end = block.end;
+        for i in key_line + 1..block.end {
+            let line = &self.lines[i];
+            if line.key.is_none() && line.dash_indent.is_none() {
+                continue; // blank, comment, or continuation of a folded scalar
+            }
+            let deeper = line.key_indent > key_indent;
+            let sibling_item = line.dash_indent == Some(key_indent);
+            if !deeper && !sibling_item {
+                end = i;
+                break;
+            }
+            if let Some(dash) = line.dash_indent {
+                let dash_level = *item_dash.get_or_insert(dash);
+                if dash == dash_level {
+                    starts.push(i);
+                }
+            }
+        }
+        let mut blocks = Vec::with_capacity(starts.len());
+        for (n, &start) in starts.iter().enumerate() {
+            let stop = starts.get(n + 1).copied().unwrap_or(end);
+            blocks.push(Block {
+                start,
+                end: stop,
+                indent: self.lines[start].key_indent,
+            });
+        }
+        blocks
+    }
+}
+
+fn parse_line(raw: &str) -> Line {
+    let indent = raw.len() - raw.trim_start_matches(' ').len();
+    let rest = &raw[indent..];
+    if rest.is_empty() || rest.starts_with('#') {
+        return Line {
+            key_indent: indent,
+            dash_indent: None,
+            key: None,
+        };
+    }
+    let (dash_indent, key_indent, body) = match rest.strip_prefix('-') {
+        Some(after) if after.is_empty() || after.starts_with(' ') => {
+            let spaces = after.len() - after.trim_start_matches(' ').len();
+            (Some(indent), indent + 1 + spaces, after.trim_start_matches(' '))
+        }
+        _ => (None, indent, rest),
+    };
+    let key = body.split_once(':').and_then(|(key, after)| {
+        let plain = !key.is_empty()
+            && !key.contains(['"', '\'', '{', '[', '#'])
+            && (after.is_empty() || after.starts_with(' '));
+        plain.then(|| key.trim().to_string())
+    });
+    Line {
+        key_indent,
+        dash_indent,
+        key,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = "\
+about: >
+  text with: a colon
+plugins:
+  # the first one
+  - name: roll dice
+    path: ./roll-dice/roll.wasm
+    functions:
+      - displayName: rollDice
+        function: rollDice
+        arguments:
+          - name: numFaces
+            type: number
+          - name: numDice
+            type: number
+  - name: hello
+    path: hello.wasm
+    functions:
+    - displayName: say hello
+      function: say_hello
+";
+
+    #[test]
+    fn finds_plugins_functions_and_arguments() {
+        let map = SourceMap::new(SAMPLE);
+        assert_eq!(map.plugin(0), Some(5));
+        assert_eq!(map.plugin(1), Some(15));
+        assert_eq!(map.plugin(2), None);
+        assert_eq!(map.plugin_key(0, "path"), Some(6));
+        assert_eq!(map.plugin_key(1, "path"), Some(16));
+        // A key the entry lacks points at the entry itself.
+        assert_eq!(map.plugin_key(1, "version"), Some(15));
+        assert_eq!(map.function(0, 0), Some(8));
+        assert_eq!(map.function_key(0, 0, "function"), Some(9));
+        assert_eq!(map.argument(0, 0, 1), Some(13));
+        // A sequence indented like its key.
+        assert_eq!(map.function(1, 0), Some(18));
+        assert_eq!(map.function_key(1, 0, "function"), Some(19));
+    }
+
+    #[test]
+    fn nested_names_are_not_mistaken_for_the_plugin_name() {
+        let map = SourceMap::new(SAMPLE);
+        // `name:` of an argument is deeper than the plugin's own keys.
+        assert_eq!(map.plugin_key(0, "name"), Some(5));
+    }
+
+    #[test]
+    fn flow_style_yields_no_lines() {
+        let map = SourceMap::new("plugins: [{name: a, path: a.wasm, functions: []}]");
+        assert_eq!(map.plugin(0), None);
+    }
+}

@@ -1,0 +1,378 @@
+//! What happened, for whoever watches: one small record per call and per
+//! change to the plugins, published on a bus that never blocks the server.
+//!
+//! The bus is a tokio broadcast channel: sending is a short lock and a slot
+//! write, whatever the readers do. A reader that falls behind loses the
+//! oldest records and is told how many; the call path never waits.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+use crate::runtime::FailureKind;
+
+/// How many events a slow reader may lag before it starts losing them.
+const BUS_CAPACITY: usize = 8192;
+/// Longest argument or result preview carried by an event, in bytes.
+pub const PREVIEW_BYTES: usize = 200;
+
+/// Who made a call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CallSource {
+    /// An MCP client, by the name it gave and its session.
+    Mcp {
+        client: Option<Arc<str>>,
+        session: Option<Arc<str>>,
+    },
+    /// The operator, from the console's call form.
+    Console,
+    /// `wasimancer call` on the command line.
+    Cli,
+}
+
+impl CallSource {
+    /// Short label: "mcp", "console" or "cli".
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CallSource::Mcp { .. } => "mcp",
+            CallSource::Console => "console",
+            CallSource::Cli => "cli",
+        }
+    }
+}
+
+impl fmt::Display for CallSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallSource::Mcp { client, session } => {
+                write!(f, "mcp")?;
+                if let Some(client) = client {
+                    write!(f, ":{client}")?;
+                }
+                if let Some(session) = session {
+                    let short: String = session.chars().take(6).collect();
+                    write!(f, "#{short}")?;
+                }
+                Ok(())
+            }
+            CallSource::Console => f.write_str("console"),
+            CallSource::Cli => f.write_str("cli"),
+        }
+    }
+}
+
+/// How a call ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum CallStatus {
+    Ok {
+        /// The start of the output.
+        preview: String,
+    },
+    Error {
+        kind: FailureKind,
+        message: String,
+    },
+}
+
+impl CallStatus {
+    pub fn is_ok(&self) -> bool {
+        matches!(self, CallStatus::Ok { .. })
+    }
+}
+
+/// One finished call.
+#[derive(Debug, Clone, Serialize)]
+pub struct CallEvent {
+    /// Unique within this server process, increasing.
+    pub id: u64,
+    /// When the call arrived.
+    #[serde(serialize_with = "unix_millis")]
+    pub started: SystemTime,
+    pub source: CallSource,
+    pub tool: Arc<str>,
+    /// Empty for an unknown tool.
+    pub plugin: Arc<str>,
+    /// The start of the arguments, as JSON.
+    pub arguments: String,
+    #[serde(flatten)]
+    pub status: CallStatus,
+    #[serde(serialize_with = "micros")]
+    pub duration: Duration,
+    /// How many calls to the same plugin version were running when this one
+    /// ran, itself included: above 1 means calls overlapped.
+    pub overlapping: u32,
+}
+
+/// A change to the set of plugins, from a reload, the admin API or watch mode.
+#[derive(Debug, Clone, Serialize)]
+pub struct LifecycleEvent {
+    #[serde(serialize_with = "unix_millis")]
+    pub at: SystemTime,
+    /// What asked for the change ("console", "admin API", "watch", "startup").
+    pub origin: String,
+    /// The plugin concerned, if one.
+    pub plugin: Option<String>,
+    pub change: Change,
+    /// One line for the log: what changed, or what failed and why.
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Change {
+    /// A reload of this plugin has started.
+    Reloading,
+    Added,
+    Replaced,
+    Removed,
+    Unchanged,
+    /// Loading failed; a previous version, if any, keeps serving.
+    Failed,
+}
+
+/// Anything published on the bus.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum ServerEvent {
+    Call(CallEvent),
+    Lifecycle(LifecycleEvent),
+}
+
+/// The publishing side of the bus, shared by everything that makes events.
+#[derive(Clone)]
+pub struct EventBus {
+    sender: broadcast::Sender<Arc<ServerEvent>>,
+    next_call_id: Arc<AtomicU64>,
+}
+
+impl Default for EventBus {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl EventBus {
+    pub fn new() -> Self {
+        let (sender, _) = broadcast::channel(BUS_CAPACITY);
+        Self {
+            sender,
+            next_call_id: Arc::new(AtomicU64::new(1)),
+        }
+    }
+
+    /// A fresh call id.
+    pub fn next_call_id(&self) -> u64 {
+        self.next_call_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Publish without waiting; nobody listening is fine.
+    pub fn publish(&self, event: ServerEvent) {
+        if self.sender.receiver_count() > 0 {
+            let _ = self.sender.send(Arc::new(event));
+        }
+    }
+
+    /// A new reader that sees events published from now on.
+    pub fn subscribe(&self) -> EventReader {
+        EventReader {
+            receiver: self.sender.subscribe(),
+        }
+    }
+}
+
+/// The reading side of the bus.
+pub struct EventReader {
+    receiver: broadcast::Receiver<Arc<ServerEvent>>,
+}
+
+/// What a reader gets: an event, or how many it missed by falling behind.
+#[derive(Debug)]
+pub enum Received {
+    Event(Arc<ServerEvent>),
+    Dropped(u64),
+    Closed,
+}
+
+impl EventReader {
+    /// Wait for the next event.
+    pub async fn recv(&mut self) -> Received {
+        match self.receiver.recv().await {
+            Ok(event) => Received::Event(event),
+            Err(broadcast::error::RecvError::Lagged(n)) => Received::Dropped(n),
+            Err(broadcast::error::RecvError::Closed) => Received::Closed,
+        }
+    }
+
+    /// The next event if one is queued, without waiting.
+    pub fn try_recv(&mut self) -> Option<Received> {
+        match self.receiver.try_recv() {
+            Ok(event) => Some(Received::Event(event)),
+            Err(broadcast::error::TryRecvError::Lagged(n)) => Some(Received::Dropped(n)),
+            Err(broadcast::error::TryRecvError::Closed) => Some(Received::Closed),
+            Err(broadcast::error::TryRecvError::Empty) => None,
+        }
+    }
+
+    /// Wait for the next event from a thread that is not async (the console).
+    pub fn blocking_recv(&mut self) -> Received {
+        match self.receiver.blocking_recv() {
+            Ok(event) => Received::Event(event),
+            Err(broadcast::error::RecvError::Lagged(n)) => Received::Dropped(n),
+            Err(broadcast::error::RecvError::Closed) => Received::Closed,
+        }
+    }
+}
+
+/// The start of `text`, at most [`PREVIEW_BYTES`], cut on a character boundary,
+/// on one line.
+pub fn preview(text: &str) -> String {
+    let mut end = text.len().min(PREVIEW_BYTES);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut short: String = text[..end]
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if end < text.len() {
+        short.push('…');
+    }
+    short
+}
+
+fn unix_millis<S: serde::Serializer>(time: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    let millis = time
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    s.serialize_u64(millis)
+}
+
+fn micros<S: serde::Serializer>(duration: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(duration.as_micros() as u64)
+}
+
+/// Logs one line per call through tracing (headless mode). Plugin changes
+/// are logged where they happen.
+pub async fn log_calls(mut reader: EventReader) {
+    loop {
+        match reader.recv().await {
+            Received::Event(event) => {
+                if let ServerEvent::Call(call) = &*event {
+                    log_call(call);
+                }
+            }
+            Received::Dropped(n) => {
+                tracing::warn!("the call log fell behind: {n} events were not logged")
+            }
+            Received::Closed => break,
+        }
+    }
+}
+
+fn log_call(call: &CallEvent) {
+    let micros = call.duration.as_micros() as u64;
+    match &call.status {
+        CallStatus::Ok { .. } => tracing::info!(
+            target: "wasimancer::calls",
+            id = call.id,
+            source = %call.source,
+            tool = %call.tool,
+            plugin = %call.plugin,
+            micros,
+            "ok"
+        ),
+        CallStatus::Error { kind, message } => tracing::warn!(
+            target: "wasimancer::calls",
+            id = call.id,
+            source = %call.source,
+            tool = %call.tool,
+            plugin = %call.plugin,
+            micros,
+            %kind,
+            "{message}"
+        ),
+    }
+}
+
+/// Writes every event as one JSON line to a file (`--audit-log`).
+pub async fn write_audit_log(mut reader: EventReader, path: std::path::PathBuf) {
+    use tokio::io::AsyncWriteExt;
+    let file = tokio::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .await;
+    let mut file = match file {
+        Ok(file) => tokio::io::BufWriter::new(file),
+        Err(error) => {
+            tracing::error!(path = %path.display(), %error, "cannot open the audit log");
+            return;
+        }
+    };
+    loop {
+        let line = match reader.recv().await {
+            Received::Event(event) => serde_json::to_string(&*event).ok(),
+            Received::Dropped(n) => Some(format!("{{\"event\":\"dropped\",\"count\":{n}}}")),
+            Received::Closed => break,
+        };
+        if let Some(mut line) = line {
+            line.push('\n');
+            if file.write_all(line.as_bytes()).await.is_err() {
+                break;
+            }
+        }
+        // Flush whenever the queue is empty so the file is current when idle.
+        if reader.receiver.is_empty() && file.flush().await.is_err() {
+            break;
+        }
+    }
+    let _ = file.flush().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn previews_are_short_single_lines() {
+        assert_eq!(preview("a\nb"), "a b");
+        let long = "é".repeat(300);
+        let short = preview(&long);
+        assert!(short.len() <= PREVIEW_BYTES + '…'.len_utf8());
+        assert!(short.ends_with('…'));
+    }
+
+    #[tokio::test]
+    async fn a_slow_reader_is_told_what_it_missed() {
+        let bus = EventBus::new();
+        let mut reader = bus.subscribe();
+        for _ in 0..BUS_CAPACITY + 5 {
+            bus.publish(ServerEvent::Lifecycle(LifecycleEvent {
+                at: SystemTime::now(),
+                origin: "test".into(),
+                plugin: None,
+                change: Change::Unchanged,
+                message: String::new(),
+            }));
+        }
+        assert!(matches!(reader.recv().await, Received::Dropped(5)));
+        assert!(matches!(reader.recv().await, Received::Event(_)));
+    }
+
+    #[test]
+    fn sources_read_well() {
+        let source = CallSource::Mcp {
+            client: Some("claude".into()),
+            session: Some("0123456789".into()),
+        };
+        assert_eq!(source.to_string(), "mcp:claude#012345");
+        assert_eq!(CallSource::Console.to_string(), "console");
+    }
+}

@@ -1,0 +1,13 @@
+//! wasimancer: an MCP server whose tools are functions of Extism WebAssembly
+//! plugins, with an operator console. See README.md and docs/ARCHITECTURE.md.
+
+pub mod atomic_file;
+pub mod catalog;
+pub mod cli;
+pub mod commands;
+pub mod events;
+pub mod http;
+pub mod mcp;
+pub mod registry;
+pub mod runtime;
+pub mod server;

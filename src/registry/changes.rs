@@ -1,0 +1,334 @@
+//! Changing the set of plugins: loading at startup, reloading from
+//! plugins.yml. Every change goes through here, whoever asks (the console's
+//! `r`/`R`, the admin API, watch mode), takes the change lock, builds the new
+//! versions off to the side and publishes them in one atomic swap. A plugin
+//! that fails to load keeps serving its previous version.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use super::{PluginEntry, Registry};
+use crate::catalog::{CatalogError, CatalogFile, PluginSpec};
+use crate::events::{Change, LifecycleEvent, ServerEvent};
+use crate::runtime::LoadedPlugin;
+
+/// What happened to one plugin in a change.
+#[derive(Debug, Clone, Serialize)]
+pub struct PluginChange {
+    pub plugin: String,
+    pub change: Change,
+    pub message: String,
+}
+
+/// What a change did, plugin by plugin.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ChangeReport {
+    pub changes: Vec<PluginChange>,
+}
+
+impl ChangeReport {
+    /// Whether some plugin failed to load.
+    pub fn has_failures(&self) -> bool {
+        self.changes.iter().any(|c| c.change == Change::Failed)
+    }
+
+    /// One line: "1 replaced, 1 failed (hello: …), 3 unchanged".
+    pub fn summary(&self) -> String {
+        let mut parts = Vec::new();
+        for (change, word) in [
+            (Change::Added, "added"),
+            (Change::Replaced, "reloaded"),
+            (Change::Removed, "removed"),
+            (Change::Failed, "failed"),
+            (Change::Unchanged, "unchanged"),
+        ] {
+            let matching: Vec<&PluginChange> =
+                self.changes.iter().filter(|c| c.change == change).collect();
+            if matching.is_empty() {
+                continue;
+            }
+            let mut part = format!("{} {word}", matching.len());
+            if change == Change::Failed {
+                let reasons: Vec<String> = matching
+                    .iter()
+                    .map(|c| format!("{}: {}", c.plugin, c.message))
+                    .collect();
+                part.push_str(&format!(" ({})", reasons.join("; ")));
+            }
+            parts.push(part);
+        }
+        if parts.is_empty() {
+            "no plugins".into()
+        } else {
+            parts.join(", ")
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error("plugin `{name}` is not in {file}")]
+    UnknownPlugin { name: String, file: String },
+}
+
+/// The outcome of loading one spec.
+type LoadResult = Result<Arc<LoadedPlugin>, String>;
+
+impl Registry {
+    /// Load every plugin of the current catalog (at startup).
+    pub(super) async fn load_all(&self, origin: &str) -> ChangeReport {
+        let _guard = self.inner.change_lock.lock().await;
+        let current = self.snapshot();
+        let specs: Vec<PluginSpec> = current.plugins.iter().map(|p| p.spec.clone()).collect();
+        let results = self.load_specs(&specs, origin).await;
+        let mut report = ChangeReport::default();
+        let mut entries = Vec::new();
+        for (entry, result) in current.plugins.iter().zip(results) {
+            let (entry, change) = settle(entry.clone(), None, result, Change::Added, self.catalog_path());
+            report.changes.push(change);
+            entries.push(entry);
+        }
+        self.publish(Arc::clone(&current.catalog), entries);
+        self.announce(&report, origin);
+        report
+    }
+
+    /// Re-read plugins.yml and apply what changed: new plugins are loaded,
+    /// changed entries and modules reloaded, removed ones dropped. An invalid
+    /// plugins.yml changes nothing.
+    pub async fn reload_all(&self, origin: &str) -> Result<ChangeReport, ChangeError> {
+        let _guard = self.inner.change_lock.lock().await;
+        let catalog = Arc::new(CatalogFile::read(self.catalog_path())?);
+        let current = self.snapshot();
+        let mut to_load = Vec::new();
+        let mut kept = Vec::new();
+        for (i, spec) in catalog.catalog.plugins.iter().enumerate() {
+            let existing = current.plugin(&spec.name).cloned();
+            let unchanged = existing
+                .as_ref()
+                .and_then(|e| e.serving.as_ref())
+                .is_some_and(|serving| serving.spec() == spec && self.module_unchanged(serving));
+            let line = catalog.source.plugin(i);
+            if unchanged {
+                if let Some(mut entry) = existing {
+                    entry.spec = spec.clone();
+                    entry.line = line;
+                    entry.error = None;
+                    kept.push((i, entry));
+                }
+            } else {
+                to_load.push((i, spec.clone(), line, existing));
+            }
+        }
+        let specs: Vec<PluginSpec> = to_load.iter().map(|(_, s, _, _)| s.clone()).collect();
+        let results = self.load_specs(&specs, origin).await;
+
+        let mut report = ChangeReport::default();
+        let mut entries: Vec<(usize, PluginEntry)> = Vec::new();
+        for (i, entry) in kept {
+            report.changes.push(PluginChange {
+                plugin: entry.spec.name.clone(),
+                change: Change::Unchanged,
+                message: "unchanged".into(),
+            });
+            entries.push((i, entry));
+        }
+        for ((i, spec, line, existing), result) in to_load.into_iter().zip(results) {
+            let fresh = PluginEntry {
+                spec,
+                line,
+                serving: None,
+                error: None,
+            };
+            let previous = existing.and_then(|e| e.serving);
+            let change = if previous.is_some() {
+                Change::Replaced
+            } else {
+                Change::Added
+            };
+            let (entry, plugin_change) = settle(fresh, previous, result, change, self.catalog_path());
+            report.changes.push(plugin_change);
+            entries.push((i, entry));
+        }
+        for gone in current
+            .plugins
+            .iter()
+            .filter(|p| catalog.catalog.position(&p.spec.name).is_none())
+        {
+            report.changes.push(PluginChange {
+                plugin: gone.spec.name.clone(),
+                change: Change::Removed,
+                message: format!("no longer in {}", catalog.path.display()),
+            });
+        }
+        entries.sort_by_key(|(i, _)| *i);
+        self.publish(catalog, entries.into_iter().map(|(_, e)| e).collect());
+        self.announce(&report, origin);
+        Ok(report)
+    }
+
+    /// Load `name` again from its plugins.yml entry, with fresh instances even
+    /// if nothing changed. On failure the previous version keeps serving.
+    pub async fn reload_plugin(
+        &self,
+        name: &str,
+        origin: &str,
+    ) -> Result<ChangeReport, ChangeError> {
+        let _guard = self.inner.change_lock.lock().await;
+        let catalog = CatalogFile::read(self.catalog_path())?;
+        let Some(index) = catalog.catalog.position(name) else {
+            return Err(ChangeError::UnknownPlugin {
+                name: name.to_string(),
+                file: catalog.path.display().to_string(),
+            });
+        };
+        let spec = catalog.catalog.plugins[index].clone();
+        let current = self.snapshot();
+        let previous = current.plugin(name).and_then(|e| e.serving.clone());
+        let result = self
+            .load_specs(std::slice::from_ref(&spec), origin)
+            .await
+            .pop()
+            .unwrap_or_else(|| Err("the load did not run".into()));
+        let fresh = PluginEntry {
+            spec,
+            line: catalog.source.plugin(index),
+            serving: None,
+            error: None,
+        };
+        let change = if previous.is_some() {
+            Change::Replaced
+        } else {
+            Change::Added
+        };
+        let (entry, plugin_change) = settle(fresh, previous, result, change, self.catalog_path());
+        let mut entries = current.plugins.clone();
+        match entries.iter_mut().find(|e| e.spec.name == name) {
+            Some(slot) => *slot = entry,
+            None => entries.push(entry),
+        }
+        self.publish(Arc::clone(&current.catalog), entries);
+        let report = ChangeReport {
+            changes: vec![plugin_change],
+        };
+        self.announce(&report, origin);
+        Ok(report)
+    }
+
+    /// Load `specs` in parallel, off the async workers, announcing each start.
+    async fn load_specs(&self, specs: &[PluginSpec], origin: &str) -> Vec<LoadResult> {
+        let mut tasks = Vec::with_capacity(specs.len());
+        for spec in specs {
+            self.announce_one(origin, &spec.name, Change::Reloading, "loading".into());
+            let spec = spec.clone();
+            let settings = self.inner.options.runtime.clone();
+            tasks.push(tokio::task::spawn_blocking(move || {
+                LoadedPlugin::load(&spec, &settings)
+                    .map(Arc::new)
+                    .map_err(|e| e.to_string())
+            }));
+        }
+        let mut results = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            results.push(
+                task.await
+                    .unwrap_or_else(|_| Err("the loader thread panicked".into())),
+            );
+        }
+        results
+    }
+
+    /// Whether the module file of `serving` still has the same content.
+    fn module_unchanged(&self, serving: &LoadedPlugin) -> bool {
+        std::fs::read(serving.module_path())
+            .is_ok_and(|bytes| crate::runtime::digest(&bytes) == serving.digest())
+    }
+
+    /// Tell the bus and the server log about every plugin in `report`.
+    pub(super) fn announce(&self, report: &ChangeReport, origin: &str) {
+        for change in &report.changes {
+            self.announce_one(origin, &change.plugin, change.change, change.message.clone());
+        }
+    }
+
+    fn announce_one(&self, origin: &str, plugin: &str, change: Change, message: String) {
+        match change {
+            Change::Failed => tracing::warn!(origin, plugin, "{message}"),
+            Change::Reloading => tracing::debug!(origin, plugin, "{message}"),
+            _ => tracing::info!(origin, plugin, ?change, "{message}"),
+        }
+        self.inner
+            .bus
+            .publish(ServerEvent::Lifecycle(LifecycleEvent {
+                at: SystemTime::now(),
+                origin: origin.to_string(),
+                plugin: Some(plugin.to_string()),
+                change,
+                message,
+            }));
+    }
+}
+
+/// Combine a fresh entry with the load result: on success the new version
+/// serves; on failure the previous one (if any) keeps serving, with the error.
+fn settle(
+    mut entry: PluginEntry,
+    previous: Option<Arc<LoadedPlugin>>,
+    result: LoadResult,
+    on_success: Change,
+    file: &Path,
+) -> (PluginEntry, PluginChange) {
+    let plugin = entry.spec.name.clone();
+    let location = match entry.line {
+        Some(line) => format!("{} line {line}: ", file.display()),
+        None => format!("{}: ", file.display()),
+    };
+    match result {
+        Ok(loaded) => {
+            let message = format!(
+                "{} with {} instance{} in {} ms",
+                if on_success == Change::Added {
+                    "loaded"
+                } else {
+                    "reloaded"
+                },
+                loaded.instances(),
+                if loaded.instances() == 1 { "" } else { "s" },
+                loaded.load_time().as_millis()
+            );
+            entry.serving = Some(loaded);
+            entry.error = None;
+            (
+                entry,
+                PluginChange {
+                    plugin,
+                    change: on_success,
+                    message,
+                },
+            )
+        }
+        Err(reason) => {
+            let keeps = if previous.is_some() {
+                "; the previous version keeps serving"
+            } else {
+                ""
+            };
+            let message = format!("{location}{reason}{keeps}");
+            entry.serving = previous;
+            entry.error = Some(format!("{location}{reason}"));
+            (
+                entry,
+                PluginChange {
+                    plugin,
+                    change: Change::Failed,
+                    message,
+                },
+            )
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! What can go wrong loading a plugin or calling one, in words a user (or a
+//! model) can act on.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Why a plugin could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("module file {} does not exist (paths are relative to the plugins folder)", path.display())]
+    ModuleMissing { path: PathBuf },
+    #[error("cannot read module file {}: {source}", path.display())]
+    ModuleUnreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {reason}", path.display())]
+    NotAModule { path: PathBuf, reason: String },
+    #[error("{} is not exported by {}; exports are: {}", quoted_list(missing), file, list_or_none(exports))]
+    MissingFunctions {
+        file: String,
+        missing: Vec<String>,
+        exports: Vec<String>,
+    },
+    #[error("{file} imports WASI but plugins.yml sets `wasi: false`; remove that line or rebuild the plugin without WASI")]
+    NeedsWasi { file: String },
+    #[error("`allowed_paths` needs WASI; remove `wasi: false` or the paths")]
+    PathsNeedWasi,
+    #[error("allowed path {} does not exist or is not a folder", path.display())]
+    AllowedPathMissing { path: PathBuf },
+    #[error("allowed path {} leaves the plugins folder (through a symbolic link)", path.display())]
+    AllowedPathEscapes { path: PathBuf },
+    #[error("module file {} leaves the plugins folder (through a symbolic link)", path.display())]
+    ModuleEscapes { path: PathBuf },
+    #[error("extism could not compile {file}: {reason}")]
+    Compile { file: String, reason: String },
+}
+
+fn quoted_list(names: &[String]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    match quoted.len() {
+        1 => format!("function {}", quoted[0]),
+        _ => format!("functions {}", quoted.join(", ")),
+    }
+}
+
+fn list_or_none(names: &[String]) -> String {
+    if names.is_empty() {
+        "(none)".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// The kinds of failed calls, so that callers and the console can tell them apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// No tool of that name.
+    UnknownTool,
+    /// The arguments do not fit the declared schema.
+    InvalidArguments,
+    /// Every instance stayed busy for the whole queue timeout.
+    Busy,
+    /// The call ran past the plugin's `timeout_ms`.
+    Timeout,
+    /// The call tried to grow memory past `memory_mb`.
+    OutOfMemory,
+    /// The plugin trapped (a panic, `unreachable`, a bad memory access).
+    Trap,
+    /// The plugin returned an error of its own.
+    PluginError,
+    /// The output is larger than the server hands back.
+    OutputTooLarge,
+    /// Anything else from the runtime (instantiation failed, WASI exit…).
+    Runtime,
+}
+
+impl FailureKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::UnknownTool => "unknown tool",
+            FailureKind::InvalidArguments => "invalid arguments",
+            FailureKind::Busy => "busy",
+            FailureKind::Timeout => "timeout",
+            FailureKind::OutOfMemory => "out of memory",
+            FailureKind::Trap => "trap",
+            FailureKind::PluginError => "plugin error",
+            FailureKind::OutputTooLarge => "output too large",
+            FailureKind::Runtime => "runtime error",
+        }
+    }
+}
+
+impl fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A failed call: its kind and a message that says what happened and what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct CallFailure {
+    pub kind: FailureKind,
+    pub message: String,
+}
+
+impl CallFailure {
+    pub fn new(kind: FailureKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+}

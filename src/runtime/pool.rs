@@ -1,0 +1,247 @@
+//! A fixed set of warm instances of one plugin version.
+//!
+//! `extism::Plugin::call` takes `&mut self`, so an instance serves one call at
+//! a time; the pool holds `instances` of them so that calls run in parallel.
+//! A semaphore counts the idle instances: a call waits for one at most the
+//! queue timeout and is then refused as busy, so the queue never grows
+//! without bound. Plugin code runs on a blocking thread, and the instance is
+//! returned to the pool by that thread, so a caller that goes away (a client
+//! that disconnects) never loses an instance.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use extism::{CompiledPlugin, Plugin};
+use tokio::sync::Semaphore;
+
+use super::failure::{CallFailure, FailureKind};
+
+/// The return code extism gives a call that ended in a wasm trap.
+const TRAP_EXIT_CODE: i32 = 134;
+
+/// The limits one call runs under, kept for error messages.
+#[derive(Debug, Clone)]
+pub(crate) struct Limits {
+    pub plugin: String,
+    pub timeout_ms: u64,
+    pub memory_mb: u32,
+    pub max_output_bytes: usize,
+}
+
+/// One engine with its compiled module and, when warm, an instance.
+pub(crate) struct Slot {
+    compiled: Arc<CompiledPlugin>,
+    instance: Option<Plugin>,
+}
+
+impl Slot {
+    /// Make a slot from a freshly compiled module, with a warm instance.
+    pub fn new(compiled: CompiledPlugin) -> Result<Self, String> {
+        let instance = Plugin::new_from_compiled(&compiled).map_err(|e| format!("{e:#}"))?;
+        Ok(Self {
+            compiled: Arc::new(compiled),
+            instance: Some(instance),
+        })
+    }
+
+    fn run(&mut self, function: &str, input: &[u8], limits: &Limits) -> Result<Vec<u8>, CallFailure> {
+        let instance = match &mut self.instance {
+            Some(instance) => instance,
+            None => {
+                let fresh = Plugin::new_from_compiled(&self.compiled).map_err(|e| {
+                    CallFailure::new(
+                        FailureKind::Runtime,
+                        format!(
+                            "plugin `{}` could not start an instance: {e:#}",
+                            limits.plugin
+                        ),
+                    )
+                })?;
+                self.instance.insert(fresh)
+            }
+        };
+        let result = match instance.call_get_error_code::<&[u8], &[u8]>(function, input) {
+            Ok(output) if output.len() > limits.max_output_bytes => Err(CallFailure::new(
+                FailureKind::OutputTooLarge,
+                format!(
+                    "`{function}` returned {} bytes, more than the {} bytes this server hands back; ask for less output (the operator can raise --max-output-bytes)",
+                    output.len(),
+                    limits.max_output_bytes
+                ),
+            )),
+            Ok(output) => Ok(output.to_vec()),
+            Err((error, code)) => Err(classify(&error, code, function, limits)),
+        };
+        if let Err(failure) = &result
+            && discards_instance(failure.kind)
+        {
+            // Guest memory survives a trap or a timeout: a plugin stopped half
+            // way may carry broken state, so the next call gets a new instance.
+            // Making it now keeps the next call warm.
+            self.instance = Plugin::new_from_compiled(&self.compiled).ok();
+        }
+        result
+    }
+}
+
+fn discards_instance(kind: FailureKind) -> bool {
+    !matches!(
+        kind,
+        FailureKind::PluginError | FailureKind::OutputTooLarge
+    )
+}
+
+fn classify(error: &extism::Error, code: i32, function: &str, limits: &Limits) -> CallFailure {
+    let text = error.to_string();
+    let plugin = &limits.plugin;
+    match text.as_str() {
+        "timeout" => CallFailure::new(
+            FailureKind::Timeout,
+            format!(
+                "`{function}` was stopped after {} ms, the time limit of plugin `{plugin}`; try a smaller input (the operator can raise timeout_ms in plugins.yml)",
+                limits.timeout_ms
+            ),
+        ),
+        "oom" => CallFailure::new(
+            FailureKind::OutOfMemory,
+            format!(
+                "`{function}` needed more than the {} MiB of memory plugin `{plugin}` may use; try a smaller input (the operator can raise memory_mb in plugins.yml)",
+                limits.memory_mb
+            ),
+        ),
+        _ if code == TRAP_EXIT_CODE => CallFailure::new(
+            FailureKind::Trap,
+            format!(
+                "`{function}` crashed ({}); the plugin has a bug for this input, and the instance was replaced",
+                first_line(&error.root_cause().to_string())
+            ),
+        ),
+        _ if code == -1 => CallFailure::new(
+            FailureKind::Runtime,
+            format!(
+                "plugin `{plugin}` could not run `{function}`: {}",
+                first_line(&format!("{error:#}"))
+            ),
+        ),
+        _ => CallFailure::new(FailureKind::PluginError, text),
+    }
+}
+
+/// The idle list stays consistent even if a thread panicked while holding
+/// it: pushing and popping cannot leave it half-changed.
+fn lock(idle: &Mutex<Vec<Slot>>) -> std::sync::MutexGuard<'_, Vec<Slot>> {
+    idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or(text)
+}
+
+/// The output of a call and how many calls to the same plugin version ran at
+/// that moment (the call included).
+pub(crate) struct PoolOutput {
+    pub output: Result<Vec<u8>, CallFailure>,
+    pub overlapping: u32,
+}
+
+pub(crate) struct InstancePool {
+    inner: Arc<PoolInner>,
+    size: usize,
+}
+
+struct PoolInner {
+    idle: Mutex<Vec<Slot>>,
+    permits: Arc<Semaphore>,
+    running: AtomicU32,
+    limits: Limits,
+    queue_timeout: Duration,
+}
+
+impl InstancePool {
+    pub fn new(slots: Vec<Slot>, limits: Limits, queue_timeout: Duration) -> Self {
+        let size = slots.len();
+        Self {
+            inner: Arc::new(PoolInner {
+                permits: Arc::new(Semaphore::new(size)),
+                idle: Mutex::new(slots),
+                running: AtomicU32::new(0),
+                limits,
+                queue_timeout,
+            }),
+            size,
+        }
+    }
+
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Run `function` with `input` on a free instance.
+    pub async fn call(&self, function: Arc<str>, input: Vec<u8>) -> PoolOutput {
+        let inner = &self.inner;
+        let permit = match tokio::time::timeout(
+            inner.queue_timeout,
+            inner.permits.clone().acquire_owned(),
+        )
+        .await
+        {
+            Ok(Ok(permit)) => permit,
+            _ => {
+                return PoolOutput {
+                    output: Err(CallFailure::new(
+                        FailureKind::Busy,
+                        format!(
+                            "all {} instances of plugin `{}` stayed busy for {} ms; retry in a moment (the operator can raise `instances` in plugins.yml)",
+                            self.size,
+                            inner.limits.plugin,
+                            inner.queue_timeout.as_millis()
+                        ),
+                    )),
+                    overlapping: 0,
+                };
+            }
+        };
+        let inner = Arc::clone(inner);
+        let task = tokio::task::spawn_blocking(move || {
+            let Some(mut slot) = lock(&inner.idle).pop() else {
+                // A permit is only handed out while a slot is idle.
+                return PoolOutput {
+                    output: Err(CallFailure::new(
+                        FailureKind::Runtime,
+                        "internal error: no idle instance behind a free permit",
+                    )),
+                    overlapping: 0,
+                };
+            };
+            let overlapping = inner.running.fetch_add(1, Ordering::SeqCst) + 1;
+            let output = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                slot.run(&function, &input, &inner.limits)
+            }))
+            .unwrap_or_else(|_| {
+                slot.instance = None;
+                Err(CallFailure::new(
+                    FailureKind::Runtime,
+                    format!(
+                        "the runtime failed while running `{function}`; the instance was replaced, retry the call"
+                    ),
+                ))
+            });
+            inner.running.fetch_sub(1, Ordering::SeqCst);
+            lock(&inner.idle).push(slot);
+            drop(permit);
+            PoolOutput {
+                output,
+                overlapping,
+            }
+        });
+        task.await.unwrap_or_else(|_| PoolOutput {
+            output: Err(CallFailure::new(
+                FailureKind::Runtime,
+                "internal error: the call's thread stopped",
+            )),
+            overlapping: 0,
+        })
+    }
+}

@@ -1,0 +1,95 @@
+//! Starting and stopping the whole server: registry, HTTP, observers.
+//! `main` builds [`Settings`] from the command line; tests build them by hand
+//! and start the same server on 127.0.0.1:0.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::catalog::CatalogError;
+use crate::events::{self, EventBus};
+use crate::http::{self, HttpOptions};
+use crate::registry::{Registry, RegistryOptions};
+
+/// Everything the server needs to start.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub registry: RegistryOptions,
+    pub http: HttpOptions,
+    /// Append every event as JSON to this file.
+    pub audit_log: Option<PathBuf>,
+    /// Log one line per call through tracing.
+    pub log_calls: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error("cannot listen on {addr}: {source} (choose another with --port / HTTP_PORT, or --host)")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A server that is up: its address, its registry, and the means to stop it.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub registry: Registry,
+    shutdown: CancellationToken,
+    http: JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// The token that stops the server when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Wait until the server stops (after the shutdown token is cancelled).
+    pub async fn wait(self) {
+        let _ = self.http.await;
+    }
+
+    /// Stop serving and wait for open connections to close.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.wait().await;
+    }
+}
+
+/// Load the plugins, bind, and serve in the background.
+pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
+    let bus = EventBus::new();
+    if let Some(path) = &settings.audit_log {
+        tokio::spawn(events::write_audit_log(bus.subscribe(), path.clone()));
+    }
+    if settings.log_calls {
+        tokio::spawn(events::log_calls(bus.subscribe()));
+    }
+    let registry = Registry::start(settings.registry.clone(), bus).await?;
+    let listener = TcpListener::bind(settings.listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: settings.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: settings.listen,
+        source,
+    })?;
+    let shutdown = CancellationToken::new();
+    let router = http::router(registry.clone(), &settings.http, shutdown.clone());
+    let http = tokio::spawn(http::serve(listener, router, shutdown.clone()));
+    Ok(RunningServer {
+        addr,
+        registry,
+        shutdown,
+        http,
+    })
+}
