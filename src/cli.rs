@@ -43,13 +43,23 @@ pub struct PluginArgs {
     /// plugins.yml. Relative to the plugins folder when it comes from
     /// PLUGINS_DEFINITION_FILE or when PLUGINS_PATH is set (as in WASImancer),
     /// otherwise to the current folder.
-    #[arg(long, env = "PLUGINS_DEFINITION_FILE", default_value = "plugins.yml", global = true)]
+    #[arg(
+        long,
+        env = "PLUGINS_DEFINITION_FILE",
+        default_value = "plugins.yml",
+        global = true
+    )]
     pub plugins_file: PathBuf,
     /// The plugins folder: `path:` entries resolve here, nothing outside it is read or written.
     #[arg(long, env = "PLUGINS_PATH", default_value = "plugins", global = true)]
     pub plugins_dir: PathBuf,
     /// Calls that find every instance of a plugin busy wait this long, then fail as busy.
-    #[arg(long, env = "WASIMANCER_QUEUE_TIMEOUT_MS", default_value_t = 5000, global = true)]
+    #[arg(
+        long,
+        env = "WASIMANCER_QUEUE_TIMEOUT_MS",
+        default_value_t = 5000,
+        global = true
+    )]
     pub queue_timeout_ms: u64,
     /// The largest plugin output handed back to a caller.
     #[arg(long, env = "WASIMANCER_MAX_OUTPUT_BYTES", default_value_t = 1024 * 1024, global = true)]
@@ -71,20 +81,40 @@ pub struct ServeArgs {
     #[arg(long, env = "WASIMANCER_HEADLESS", global = true)]
     pub headless: bool,
     /// Address to listen on. Anything but loopback also needs --allowed-host.
-    #[arg(long, env = "WASIMANCER_HOST", default_value = "127.0.0.1", global = true)]
+    #[arg(
+        long,
+        env = "WASIMANCER_HOST",
+        default_value = "127.0.0.1",
+        global = true
+    )]
     pub host: IpAddr,
     /// Port to listen on (0 picks a free one).
     #[arg(long, env = "HTTP_PORT", default_value_t = 3001, global = true)]
     pub port: u16,
     /// Bearer token MCP clients must send. NO_AUTHENTICATION turns the check off;
     /// when unset, a token is generated and shown once.
-    #[arg(long, env = "WASIMANCER_AUTHENTICATION_TOKEN", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "WASIMANCER_AUTHENTICATION_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
     pub auth_token: Option<String>,
     /// Another Host name this server answers to (repeat or separate with commas; `*` for any).
-    #[arg(long = "allowed-host", env = "WASIMANCER_ALLOWED_HOSTS", value_delimiter = ',', global = true)]
+    #[arg(
+        long = "allowed-host",
+        env = "WASIMANCER_ALLOWED_HOSTS",
+        value_delimiter = ',',
+        global = true
+    )]
     pub allowed_hosts: Vec<String>,
     /// A browser Origin allowed to call, like https://app.example.com (loopback origins always are).
-    #[arg(long = "allowed-origin", env = "WASIMANCER_ALLOWED_ORIGINS", value_delimiter = ',', global = true)]
+    #[arg(
+        long = "allowed-origin",
+        env = "WASIMANCER_ALLOWED_ORIGINS",
+        value_delimiter = ',',
+        global = true
+    )]
     pub allowed_origins: Vec<String>,
     /// Largest request body on /mcp, in bytes.
     #[arg(long, env = "WASIMANCER_MAX_REQUEST_BYTES", default_value_t = 4 * 1024 * 1024, global = true)]

@@ -87,7 +87,9 @@ async fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
             "MCP bearer token (generated, shown only now; set WASIMANCER_AUTHENTICATION_TOKEN to choose one): {}",
             token.reveal()
         ),
-        (Some(_), false) => eprintln!("MCP clients must send the bearer token from WASIMANCER_AUTHENTICATION_TOKEN"),
+        (Some(_), false) => {
+            eprintln!("MCP clients must send the bearer token from WASIMANCER_AUTHENTICATION_TOKEN")
+        }
         (None, _) => eprintln!("MCP authentication is OFF (NO_AUTHENTICATION)"),
     }
     let shutdown = server.shutdown_token();

@@ -30,7 +30,9 @@ pub struct Settings {
 pub enum StartError {
     #[error(transparent)]
     Catalog(#[from] CatalogError),
-    #[error("cannot listen on {addr}: {source} (choose another with --port / HTTP_PORT, or --host)")]
+    #[error(
+        "cannot listen on {addr}: {source} (choose another with --port / HTTP_PORT, or --host)"
+    )]
     Bind {
         addr: SocketAddr,
         source: std::io::Error,

@@ -212,7 +212,7 @@ impl<'de> Deserialize<'de> for ArgumentType {
             .find(|kind| kind.as_str() == lower)
             .ok_or_else(|| {
                 de::Error::custom(format!(
-                    "unknown argument type `{text}`; valid types are: string, number, integer, boolean, object, array"
+                    "type `{text}` is not an argument type; valid types are: string, number, integer, boolean, object, array"
                 ))
             })
     }
@@ -345,7 +345,7 @@ impl CatalogFile {
             Catalog::default()
         } else {
             serde_yaml::from_str(text).map_err(|error| CatalogError::Invalid {
-                problems: vec![syntax_problem(path, &error)],
+                problems: vec![syntax_problem(path, text, &error)],
             })?
         };
         let file = Self {
@@ -520,7 +520,10 @@ fn check_name(name: &str) -> Result<(), String> {
             "the plugin name is longer than {MAX_NAME_LEN} characters"
         ));
     }
-    if name.chars().any(|c| c.is_control() || c == '/' || c == '\\') {
+    if name
+        .chars()
+        .any(|c| c.is_control() || c == '/' || c == '\\')
+    {
         return Err(format!(
             "plugin name `{}` contains `/`, `\\` or a control character",
             name.escape_debug()
@@ -658,7 +661,7 @@ fn instances<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error>
 
 /// Turn a serde_yaml error into a problem with a line and, for an unknown
 /// key, the closest valid one.
-fn syntax_problem(file: &Path, error: &serde_yaml::Error) -> Problem {
+fn syntax_problem(file: &Path, text: &str, error: &serde_yaml::Error) -> Problem {
     let mut message = error.to_string();
     // serde_yaml appends " at line L column C"; we print the line ourselves.
     if let Some(at) = message.rfind(" at line ") {
@@ -671,12 +674,64 @@ fn syntax_problem(file: &Path, error: &serde_yaml::Error) -> Problem {
     if let Some(hint) = did_you_mean(&message) {
         message.push_str(&format!("; did you mean `{hint}`?"));
     }
+    let mut line = error.location().map(|l| l.line());
+    let mut key = key;
+    // Our own checks of a value start their message with its key; serde_yaml
+    // places them at the start of the enclosing entry, so find the key's line.
+    let field = message
+        .split([' ', ':'])
+        .next()
+        .filter(|word| VALUE_CHECKED_KEYS.contains(word));
+    if let (Some(field), Some(indexes)) = (field, entry_indexes(&key)) {
+        let source = SourceMap::new(text);
+        let refined = match indexes {
+            (p, None, _) => source.plugin_key(p, field),
+            (p, Some(f), None) => source.function_key(p, f, field),
+            (p, Some(f), Some(a)) => source.argument_key(p, f, a, field),
+        };
+        if refined.is_some() {
+            line = refined;
+        }
+        key = format!("{key}.{field}");
+    }
     Problem {
         file: file.to_path_buf(),
-        line: error.location().map(|l| l.line()),
+        line,
         key,
         message,
     }
+}
+
+/// Keys whose values we check while parsing; their messages start with the key.
+const VALUE_CHECKED_KEYS: [&str; 6] = [
+    "path",
+    "timeout_ms",
+    "memory_mb",
+    "instances",
+    "allowed_paths",
+    "type",
+];
+
+/// `(plugin, function, argument)` from `plugins[1].functions[0].arguments[2]`.
+fn entry_indexes(key: &str) -> Option<(usize, Option<usize>, Option<usize>)> {
+    let index = |part: &str, name: &str| -> Option<usize> {
+        part.strip_prefix(name)?
+            .strip_prefix('[')?
+            .strip_suffix(']')?
+            .parse()
+            .ok()
+    };
+    let mut parts = key.split('.');
+    let plugin = index(parts.next()?, "plugins")?;
+    let function = match parts.next() {
+        Some(part) => Some(index(part, "functions")?),
+        None => None,
+    };
+    let argument = match parts.next() {
+        Some(part) => Some(index(part, "arguments")?),
+        None => None,
+    };
+    Some((plugin, function, argument))
 }
 
 fn looks_like_key_path(text: &str) -> bool {
@@ -689,10 +744,7 @@ fn looks_like_key_path(text: &str) -> bool {
 
 /// For serde's "unknown field `x`, expected one of `a`, `b`", the closest expected field.
 fn did_you_mean(message: &str) -> Option<String> {
-    let unknown = message
-        .strip_prefix("unknown field `")?
-        .split('`')
-        .next()?;
+    let unknown = message.strip_prefix("unknown field `")?.split('`').next()?;
     let expected = message.split_once("expected ")?.1;
     expected
         .split('`')
@@ -803,6 +855,7 @@ plugins:
         );
         let problem = &problems(&text)[0];
         assert_eq!(problem.line, Some(7));
+        assert_eq!(problem.key, "plugins[0].memory_mb");
         assert!(problem.message.contains("between 1 and 4096"), "{problem}");
     }
 
@@ -841,9 +894,9 @@ plugins:
         );
         let problems = problems(&text);
         assert_eq!(problems.len(), 2, "{problems:?}");
-        assert_eq!(problems[0].line, Some(19));
+        assert_eq!(problems[0].line, Some(18));
         assert!(problems[0].message.contains("already used"));
-        assert_eq!(problems[1].line, Some(25));
+        assert_eq!(problems[1].line, Some(23));
         assert_eq!(problems[1].key, "plugins[1].functions[1].displayName");
         assert!(problems[1].message.contains("already taken"));
     }

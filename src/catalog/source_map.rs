@@ -68,6 +68,19 @@ impl SourceMap {
             .map(|b| b.start + 1)
     }
 
+    /// Line of `key` inside `plugins[plugin].functions[function].arguments[argument]`.
+    pub fn argument_key(
+        &self,
+        plugin: usize,
+        function: usize,
+        argument: usize,
+        key: &str,
+    ) -> Option<usize> {
+        let function = self.function_block(plugin, function)?;
+        let block = *self.items(function, "arguments").get(argument)?;
+        Some(self.key_in(block, key).unwrap_or(block.start) + 1)
+    }
+
     fn plugin_block(&self, plugin: usize) -> Option<Block> {
         let root = Block {
             start: 0,
@@ -145,7 +158,11 @@ fn parse_line(raw: &str) -> Line {
     let (dash_indent, key_indent, body) = match rest.strip_prefix('-') {
         Some(after) if after.is_empty() || after.starts_with(' ') => {
             let spaces = after.len() - after.trim_start_matches(' ').len();
-            (Some(indent), indent + 1 + spaces, after.trim_start_matches(' '))
+            (
+                Some(indent),
+                indent + 1 + spaces,
+                after.trim_start_matches(' '),
+            )
         }
         _ => (None, indent, rest),
     };

@@ -28,7 +28,11 @@ pub enum CallCommandError {
 }
 
 /// Load only the plugin that serves `tool`, call it, and return its output.
-pub async fn run(args: &PluginArgs, tool: &str, arguments: &str) -> Result<String, CallCommandError> {
+pub async fn run(
+    args: &PluginArgs,
+    tool: &str,
+    arguments: &str,
+) -> Result<String, CallCommandError> {
     let arguments: Map<String, Value> = serde_json::from_str(arguments)
         .map_err(|e| CallCommandError::BadArguments(e.to_string()))?;
     let file = CatalogFile::read(&args.plugins_file)?;

@@ -81,7 +81,11 @@ impl CheckReport {
         let failures: Vec<&PluginCheck> =
             self.plugins.iter().filter(|p| p.result.is_err()).collect();
         if failures.is_empty() {
-            let _ = writeln!(out, "\nall {} plugins are ready to serve", self.plugins.len());
+            let _ = writeln!(
+                out,
+                "\nall {} plugins are ready to serve",
+                self.plugins.len()
+            );
         } else {
             let _ = writeln!(out, "\nproblems:");
             for plugin in failures {

@@ -30,7 +30,11 @@ impl Token {
         let mut bytes = [0u8; 24];
         getrandom::fill(&mut bytes).map_err(|e| std::io::Error::other(e.to_string()))?;
         Ok(Self(
-            bytes.iter().map(|b| format!("{b:02x}")).collect::<String>().into(),
+            bytes
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+                .into(),
         ))
     }
 
@@ -221,9 +225,10 @@ fn unauthorized(auth: &BearerAuth, wrong: bool) -> Response {
             .headers_mut()
             .insert(header::WWW_AUTHENTICATE, value);
     }
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     response
 }
 
@@ -267,7 +272,10 @@ mod tests {
         let allow = AllowList::default();
         let uri = axum::http::Uri::from_static("/mcp");
         for host in ["localhost:3001", "127.0.0.1", "[::1]:3001", "LOCALHOST"] {
-            assert!(allow.check(&headers(&[("host", host)]), &uri).is_ok(), "{host}");
+            assert!(
+                allow.check(&headers(&[("host", host)]), &uri).is_ok(),
+                "{host}"
+            );
         }
         let refused = allow
             .check(&headers(&[("host", "evil.example:3001")]), &uri)
@@ -278,14 +286,19 @@ mod tests {
             hosts: vec!["mcp.example.com".into()],
             origins: vec![],
         };
-        assert!(allow.check(&headers(&[("host", "mcp.example.com:443")]), &uri).is_ok());
+        assert!(
+            allow
+                .check(&headers(&[("host", "mcp.example.com:443")]), &uri)
+                .is_ok()
+        );
     }
 
     #[test]
     fn foreign_origins_are_refused() {
         let allow = AllowList::default();
         let uri = axum::http::Uri::from_static("/mcp");
-        let check = |origin| allow.check(&headers(&[("host", "localhost"), ("origin", origin)]), &uri);
+        let check =
+            |origin| allow.check(&headers(&[("host", "localhost"), ("origin", origin)]), &uri);
         assert!(check("http://localhost:6274").is_ok());
         assert!(check("https://127.0.0.1").is_ok());
         assert!(check("http://evil.example").is_err());

@@ -89,7 +89,13 @@ impl Registry {
         let mut report = ChangeReport::default();
         let mut entries = Vec::new();
         for (entry, result) in current.plugins.iter().zip(results) {
-            let (entry, change) = settle(entry.clone(), None, result, Change::Added, self.catalog_path());
+            let (entry, change) = settle(
+                entry.clone(),
+                None,
+                result,
+                Change::Added,
+                self.catalog_path(),
+            );
             report.changes.push(change);
             entries.push(entry);
         }
@@ -151,7 +157,8 @@ impl Registry {
             } else {
                 Change::Added
             };
-            let (entry, plugin_change) = settle(fresh, previous, result, change, self.catalog_path());
+            let (entry, plugin_change) =
+                settle(fresh, previous, result, change, self.catalog_path());
             report.changes.push(plugin_change);
             entries.push((i, entry));
         }
@@ -252,7 +259,12 @@ impl Registry {
     /// Tell the bus and the server log about every plugin in `report`.
     pub(super) fn announce(&self, report: &ChangeReport, origin: &str) {
         for change in &report.changes {
-            self.announce_one(origin, &change.plugin, change.change, change.message.clone());
+            self.announce_one(
+                origin,
+                &change.plugin,
+                change.change,
+                change.message.clone(),
+            );
         }
     }
 

@@ -301,11 +301,7 @@ impl Registry {
         let found = snapshot.tool(tool).cloned();
         drop(snapshot);
         let (plugin_name, output, overlapping) = match found {
-            None => (
-                Arc::<str>::from(""),
-                Err(self.unknown_tool(tool)),
-                0,
-            ),
+            None => (Arc::<str>::from(""), Err(self.unknown_tool(tool)), 0),
             Some(found) => match found.input(&arguments) {
                 Err(message) => (
                     Arc::clone(&found.plugin_name),

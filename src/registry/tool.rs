@@ -85,65 +85,65 @@ fn plugin_input(
     declared: &[ArgumentSpec],
     arguments: &Map<String, Value>,
 ) -> Result<String, String> {
-        let mut problems = Vec::new();
-        for key in arguments.keys() {
-            if !declared.iter().any(|a| &a.name == key) {
-                problems.push(format!("unknown argument `{key}`"));
-            }
+    let mut problems = Vec::new();
+    for key in arguments.keys() {
+        if !declared.iter().any(|a| &a.name == key) {
+            problems.push(format!("unknown argument `{key}`"));
         }
-        let mut input = String::from("{");
-        for argument in declared {
-            match arguments.get(&argument.name) {
-                Some(value) if argument.kind.accepts(value) => {
-                    if input.len() > 1 {
-                        input.push(',');
-                    }
-                    // Writing JSON to a String cannot fail.
-                    let _ = write!(
-                        input,
-                        "{}:{}",
-                        Value::String(argument.name.clone()),
-                        normalize_number(value)
-                    );
+    }
+    let mut input = String::from("{");
+    for argument in declared {
+        match arguments.get(&argument.name) {
+            Some(value) if argument.kind.accepts(value) => {
+                if input.len() > 1 {
+                    input.push(',');
                 }
-                Some(Value::Null) if !argument.required => {}
-                Some(value) => problems.push(format!(
-                    "`{}` must be {} {}, got {}",
-                    argument.name,
-                    article(argument.kind.as_str()),
-                    argument.kind,
-                    describe(value)
-                )),
-                None if argument.required => {
-                    problems.push(format!("missing required argument `{}`", argument.name))
-                }
-                None => {}
+                // Writing JSON to a String cannot fail.
+                let _ = write!(
+                    input,
+                    "{}:{}",
+                    Value::String(argument.name.clone()),
+                    normalize_number(value)
+                );
             }
+            Some(Value::Null) if !argument.required => {}
+            Some(value) => problems.push(format!(
+                "`{}` must be {} {}, got {}",
+                argument.name,
+                article(argument.kind.as_str()),
+                argument.kind,
+                describe(value)
+            )),
+            None if argument.required => {
+                problems.push(format!("missing required argument `{}`", argument.name))
+            }
+            None => {}
         }
-        input.push('}');
-        if problems.is_empty() {
-            Ok(input)
-        } else {
-            Err(format!(
-                "invalid arguments for `{tool}`: {}. Expected {}",
-                problems.join("; "),
-                signature(declared)
-            ))
-        }
+    }
+    input.push('}');
+    if problems.is_empty() {
+        Ok(input)
+    } else {
+        Err(format!(
+            "invalid arguments for `{tool}`: {}. Expected {}",
+            problems.join("; "),
+            signature(declared)
+        ))
+    }
 }
 
 fn signature(declared: &[ArgumentSpec]) -> String {
-        if declared.is_empty() {
-            return "no arguments ({})".into();
-        }
-        let parts: Vec<String> = declared
-            .iter()
-            .map(|a| {
-                let optional = if a.required { "" } else { " (optional)" };
-                format!("{}: {}{optional}", a.name, a.kind)
-            })
-            .collect();
-        format!("{{{}}}", parts.join(", "))
+    if declared.is_empty() {
+        return "no arguments ({})".into();
+    }
+    let parts: Vec<String> = declared
+        .iter()
+        .map(|a| {
+            let optional = if a.required { "" } else { " (optional)" };
+            format!("{}: {}{optional}", a.name, a.kind)
+        })
+        .collect();
+    format!("{{{}}}", parts.join(", "))
 }
 
 /// JSON Schema for an object with the declared arguments.
@@ -249,10 +249,18 @@ mod tests {
     fn every_problem_is_named_with_the_expected_shape() {
         let error = input(r#"{"numFaces": "six", "extra": 1}"#).unwrap_err();
         assert!(error.contains("unknown argument `extra`"), "{error}");
-        assert!(error.contains("`numFaces` must be an integer, got a string (\"six\")"), "{error}");
-        assert!(error.contains("missing required argument `numDice`"), "{error}");
         assert!(
-            error.contains("Expected {numFaces: integer, numDice: number, label: string (optional)}"),
+            error.contains("`numFaces` must be an integer, got a string (\"six\")"),
+            "{error}"
+        );
+        assert!(
+            error.contains("missing required argument `numDice`"),
+            "{error}"
+        );
+        assert!(
+            error.contains(
+                "Expected {numFaces: integer, numDice: number, label: string (optional)}"
+            ),
             "{error}"
         );
         assert!(input(r#"{"numFaces": 1.5, "numDice": 1}"#).is_err());
@@ -269,7 +277,10 @@ mod tests {
         let schema = Value::Object(input_schema(&declared()));
         assert_eq!(schema["type"], "object");
         assert_eq!(schema["properties"]["numFaces"]["type"], "integer");
-        assert_eq!(schema["required"], serde_json::json!(["numFaces", "numDice"]));
+        assert_eq!(
+            schema["required"],
+            serde_json::json!(["numFaces", "numDice"])
+        );
         assert_eq!(schema["additionalProperties"], false);
     }
 }

@@ -16,13 +16,20 @@ pub enum LoadError {
     },
     #[error("{}: {reason}", path.display())]
     NotAModule { path: PathBuf, reason: String },
-    #[error("{} is not exported by {}; exports are: {}", quoted_list(missing), file, list_or_none(exports))]
+    #[error(
+        "{} is not exported by {}; exports are: {}",
+        quoted_list(missing),
+        file,
+        list_or_none(exports)
+    )]
     MissingFunctions {
         file: String,
         missing: Vec<String>,
         exports: Vec<String>,
     },
-    #[error("{file} imports WASI but plugins.yml sets `wasi: false`; remove that line or rebuild the plugin without WASI")]
+    #[error(
+        "{file} imports WASI but plugins.yml sets `wasi: false`; remove that line or rebuild the plugin without WASI"
+    )]
     NeedsWasi { file: String },
     #[error("`allowed_paths` needs WASI; remove `wasi: false` or the paths")]
     PathsNeedWasi,

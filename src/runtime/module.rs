@@ -80,7 +80,11 @@ mod tests {
 
     #[test]
     fn rejects_files_that_are_not_modules() {
-        assert!(ModuleInfo::inspect(b"hello").unwrap_err().contains("not a WebAssembly"));
+        assert!(
+            ModuleInfo::inspect(b"hello")
+                .unwrap_err()
+                .contains("not a WebAssembly")
+        );
         // The right magic but a broken body.
         let error = ModuleInfo::inspect(b"\0asm\x01\0\0\0\x07\xff").unwrap_err();
         assert!(error.contains("malformed"), "{error}");

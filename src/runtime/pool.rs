@@ -46,7 +46,12 @@ impl Slot {
         })
     }
 
-    fn run(&mut self, function: &str, input: &[u8], limits: &Limits) -> Result<Vec<u8>, CallFailure> {
+    fn run(
+        &mut self,
+        function: &str,
+        input: &[u8],
+        limits: &Limits,
+    ) -> Result<Vec<u8>, CallFailure> {
         let instance = match &mut self.instance {
             Some(instance) => instance,
             None => {
@@ -87,10 +92,7 @@ impl Slot {
 }
 
 fn discards_instance(kind: FailureKind) -> bool {
-    !matches!(
-        kind,
-        FailureKind::PluginError | FailureKind::OutputTooLarge
-    )
+    !matches!(kind, FailureKind::PluginError | FailureKind::OutputTooLarge)
 }
 
 fn classify(error: &extism::Error, code: i32, function: &str, limits: &Limits) -> CallFailure {
@@ -132,7 +134,8 @@ fn classify(error: &extism::Error, code: i32, function: &str, limits: &Limits) -
 /// The idle list stays consistent even if a thread panicked while holding
 /// it: pushing and popping cannot leave it half-changed.
 fn lock(idle: &Mutex<Vec<Slot>>) -> std::sync::MutexGuard<'_, Vec<Slot>> {
-    idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    idle.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn first_line(text: &str) -> &str {
