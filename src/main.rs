@@ -158,7 +158,14 @@ fn init_logging(default: &str, file: Option<&std::path::Path>) -> anyhow::Result
                 .with_writer(std::sync::Mutex::new(file))
                 .init();
         }
-        None => builder.with_writer(std::io::stderr).init(),
+        None => {
+            use std::io::IsTerminal;
+            let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            builder
+                .with_ansi(colour)
+                .with_writer(std::io::stderr)
+                .init()
+        }
     }
     Ok(())
 }

@@ -300,6 +300,10 @@ impl Registry {
         let snapshot = self.inner.live.load();
         let found = snapshot.tool(tool).cloned();
         drop(snapshot);
+        // Record the tool by its MCP name, whichever name the caller used.
+        let tool_name: Arc<str> = found
+            .as_ref()
+            .map_or_else(|| tool.into(), |t| Arc::clone(&t.name));
         let (plugin_name, output, overlapping) = match found {
             None => (Arc::<str>::from(""), Err(self.unknown_tool(tool)), 0),
             Some(found) => match found.input(&arguments) {
@@ -340,7 +344,7 @@ impl Registry {
             id,
             started,
             source,
-            tool: tool.into(),
+            tool: tool_name,
             plugin: plugin_name,
             arguments: preview(&arguments_json),
             status,

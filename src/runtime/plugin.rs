@@ -120,6 +120,11 @@ impl LoadedPlugin {
         self.pool.size()
     }
 
+    /// How many of the instances are serving a call now.
+    pub fn busy_instances(&self) -> usize {
+        self.pool.busy()
+    }
+
     pub fn loaded_at(&self) -> SystemTime {
         self.loaded_at
     }

@@ -18,7 +18,8 @@ use tokio::sync::Semaphore;
 
 use super::failure::{CallFailure, FailureKind};
 
-/// The return code extism gives a call that ended in a wasm trap.
+/// The return code extism gives a call that ended in a wasm trap. Anything
+/// else is the plugin's own error (extism-pdk returns -1 with its message).
 const TRAP_EXIT_CODE: i32 = 134;
 
 /// The limits one call runs under, kept for error messages.
@@ -120,13 +121,6 @@ fn classify(error: &extism::Error, code: i32, function: &str, limits: &Limits) -
                 first_line(&error.root_cause().to_string())
             ),
         ),
-        _ if code == -1 => CallFailure::new(
-            FailureKind::Runtime,
-            format!(
-                "plugin `{plugin}` could not run `{function}`: {}",
-                first_line(&format!("{error:#}"))
-            ),
-        ),
         _ => CallFailure::new(FailureKind::PluginError, text),
     }
 }
@@ -179,6 +173,12 @@ impl InstancePool {
 
     pub fn size(&self) -> usize {
         self.size
+    }
+
+    /// How many instances are running a call or reserved for one right now.
+    pub fn busy(&self) -> usize {
+        self.size
+            .saturating_sub(self.inner.permits.available_permits())
     }
 
     /// Run `function` with `input` on a free instance.

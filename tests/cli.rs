@@ -1,0 +1,317 @@
+//! The binary as users run it: `check`, `call`, `serve --headless`, `--help`.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The binary, run from the repository root, with a test cache folder.
+fn wasimancer(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_wasimancer"));
+    command
+        .args(args)
+        .current_dir(repo())
+        .env(
+            "WASIMANCER_CACHE_DIR",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("wasmtime-cache"),
+        )
+        .env_remove("WASIMANCER_AUTHENTICATION_TOKEN")
+        .env_remove("PLUGINS_PATH")
+        .env_remove("PLUGINS_DEFINITION_FILE")
+        .env_remove("HTTP_PORT")
+        .env_remove("RUST_LOG")
+        .env_remove("WASM_GREETING");
+    command
+}
+
+fn run(command: &mut Command) -> (bool, String, String) {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = command.output().expect("the binary runs");
+    (
+        status.success(),
+        String::from_utf8_lossy(&stdout).into_owned(),
+        String::from_utf8_lossy(&stderr).into_owned(),
+    )
+}
+
+/// A plugins folder in a temp dir with `yaml` as its plugins.yml, and the
+/// hello module copied in.
+fn plugins_folder(yaml: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(plugins.join("hello")).unwrap();
+    std::fs::copy(
+        repo().join("plugins/hello/hello.wasm"),
+        plugins.join("hello/hello.wasm"),
+    )
+    .unwrap();
+    std::fs::write(plugins.join("plugins.yml"), yaml).unwrap();
+    dir
+}
+
+const HELLO: &str = "plugins:
+  - name: hello
+    path: hello/hello.wasm
+    wasi: false
+    functions:
+      - displayName: say hello
+        function: say_hello
+        arguments:
+          - name: name
+            type: string
+";
+
+#[test]
+fn check_reports_every_sample_plugin_ready() {
+    let (ok, stdout, stderr) = run(&mut wasimancer(&["check"]));
+    assert!(ok, "{stdout}{stderr}");
+    for plugin in ["roll-dice", "hello", "addition", "config-reader"] {
+        assert!(stdout.contains(plugin), "{stdout}");
+    }
+    assert!(
+        stdout.contains("all 4 plugins are ready to serve"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn check_names_the_line_and_key_of_a_typo() {
+    let folder =
+        plugins_folder(&HELLO.replace("    wasi: false\n", "    wasi: false\n    timeout: 100\n"));
+    let (ok, stdout, _) =
+        run(wasimancer(&["check"]).env("PLUGINS_PATH", folder.path().join("plugins")));
+    assert!(!ok);
+    assert!(stdout.contains("plugins.yml line 5"), "{stdout}");
+    assert!(stdout.contains("unknown field `timeout`"), "{stdout}");
+    assert!(stdout.contains("did you mean `timeout_ms`?"), "{stdout}");
+}
+
+#[test]
+fn check_reports_a_missing_module_and_a_missing_export_with_their_lines() {
+    let yaml = format!(
+        "{HELLO}  - name: gone
+    path: gone/gone.wasm
+    functions:
+      - function: nothing
+  - name: wrong-export
+    path: hello/hello.wasm
+    functions:
+      - function: sayHello
+"
+    );
+    let folder = plugins_folder(&yaml);
+    let (ok, stdout, _) =
+        run(wasimancer(&["check"]).env("PLUGINS_PATH", folder.path().join("plugins")));
+    assert!(!ok);
+    assert!(
+        stdout.contains("plugins.yml line 11: module file"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("gone/gone.wasm does not exist"), "{stdout}");
+    assert!(
+        stdout.contains("plugins.yml line 15: function `sayHello` is not exported by hello.wasm; exports are: say_hello"),
+        "{stdout}"
+    );
+    // The good plugin is still reported ready.
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("hello ") && l.contains("ok")),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn call_prints_the_output_and_fails_clearly() {
+    let (ok, stdout, stderr) = run(&mut wasimancer(&["call", "say hello", r#"{"name":"CLI"}"#]));
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout, "Hello, CLI!\n");
+
+    let (ok, stdout, _) = run(&mut wasimancer(&[
+        "call",
+        "rollDice",
+        r#"{"numFaces":6,"numDice":2}"#,
+    ]));
+    assert!(ok);
+    let sum: u32 = stdout.trim().parse().unwrap();
+    assert!((2..=12).contains(&sum));
+
+    let (ok, _, stderr) = run(&mut wasimancer(&["call", "nope", "{}"]));
+    assert!(!ok);
+    assert!(stderr.contains("unknown tool `nope`"), "{stderr}");
+    assert!(stderr.contains("rollDice"), "{stderr}");
+
+    let (ok, _, stderr) = run(&mut wasimancer(&["call", "add", "{left: 1}"]));
+    assert!(!ok);
+    assert!(stderr.contains("must be a JSON object"), "{stderr}");
+
+    let (ok, _, stderr) = run(&mut wasimancer(&["call", "add", r#"{"left": 1}"#]));
+    assert!(!ok);
+    assert!(
+        stderr.contains("missing required argument `right`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn wasm_variables_reach_plugins_as_config() {
+    let (ok, stdout, stderr) =
+        run(wasimancer(&["call", "greet", r#"{"name":"Env"}"#]).env("WASM_GREETING", "Salut"));
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout.trim(), "Salut, Env!");
+}
+
+#[test]
+fn wasimancer_variables_locate_plugins_yml_in_the_plugins_folder() {
+    let folder = plugins_folder(HELLO);
+    std::fs::rename(
+        folder.path().join("plugins/plugins.yml"),
+        folder.path().join("plugins/tools.yml"),
+    )
+    .unwrap();
+    let (ok, stdout, stderr) = run(wasimancer(&["call", "say_hello", r#"{"name":"W"}"#])
+        .env("PLUGINS_PATH", folder.path().join("plugins"))
+        .env("PLUGINS_DEFINITION_FILE", "tools.yml"));
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout.trim(), "Hello, W!");
+}
+
+#[test]
+fn help_shows_every_setting_with_its_variable() {
+    let (ok, stdout, _) = run(&mut wasimancer(&["--help"]));
+    assert!(ok);
+    for variable in [
+        "HTTP_PORT",
+        "PLUGINS_PATH",
+        "PLUGINS_DEFINITION_FILE",
+        "WASIMANCER_AUTHENTICATION_TOKEN",
+        "WASIMANCER_ALLOWED_HOSTS",
+        "NO_COLOR",
+    ] {
+        assert!(
+            stdout.contains(variable),
+            "--help does not mention {variable}"
+        );
+    }
+}
+
+/// A headless server: the process and its stderr lines as they come.
+struct Headless {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Headless {
+    fn start(command: &mut Command) -> Self {
+        let mut child = command
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (sender, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Wait for a line containing `needle` (the server says when it is ready).
+    fn wait_for(&mut self, needle: &str) -> String {
+        loop {
+            match self.lines.recv_timeout(Duration::from_secs(60)) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!("no line with {needle:?}; got:\n{}", self.seen.join("\n")),
+            }
+        }
+    }
+
+    /// Stop with SIGTERM and return everything it printed.
+    fn stop(mut self) -> String {
+        // SIGTERM, as systemd sends it.
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let status = self.child.wait().unwrap();
+        assert!(
+            status.success(),
+            "the server exits cleanly on SIGTERM: {status}"
+        );
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
+            self.seen.push(line);
+        }
+        self.seen.join("\n")
+    }
+}
+
+#[test]
+fn headless_server_shows_a_generated_token_once_and_logs_each_call() {
+    let mut server = Headless::start(&mut wasimancer(&["serve", "--headless", "--port", "0"]));
+    let ready = server.wait_for("serving");
+    let address = ready
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap()
+        .to_string();
+    let token_line = server.wait_for("bearer token");
+    let token = token_line.rsplit(' ').next().unwrap().to_string();
+    assert_eq!(token.len(), 48, "{token_line}");
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let call = |token: &str| {
+        runtime.block_on(async {
+            reqwest::Client::new()
+                .post(format!("http://{address}/mcp"))
+                .header("content-type", "application/json")
+                .header("accept", "application/json, text/event-stream")
+                .bearer_auth(token)
+                .body(r#"{"jsonrpc":"2.0","id":"1","method":"tools/call","params":{"name":"say_hello","arguments":{"name":"Log"}}}"#)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+    };
+    assert_eq!(call(&token), 200);
+    assert_eq!(call("wrong"), 401);
+    server.wait_for("tool=say_hello");
+    let everything = server.stop();
+    assert_eq!(
+        everything.matches(&token).count(),
+        1,
+        "the token is shown once and never logged:\n{everything}"
+    );
+}
+
+#[test]
+fn serve_refuses_a_malformed_plugins_yml_with_its_line() {
+    let folder = plugins_folder("plugins:\n  - name: hello\n    path: [oops\n");
+    let (ok, _, stderr) = run(wasimancer(&["serve", "--headless", "--port", "0"])
+        .env("PLUGINS_PATH", folder.path().join("plugins")));
+    assert!(!ok);
+    assert!(stderr.contains("plugins.yml line"), "{stderr}");
+}

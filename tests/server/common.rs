@@ -1,0 +1,284 @@
+//! A real server on 127.0.0.1:0 and real MCP clients talking to it.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rmcp::model::{CallToolRequestParams, CallToolResult, ClientConfig};
+use rmcp::service::RunningService;
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::{RoleClient, ServiceExt};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use wasimancer::events::{EventReader, Received, ServerEvent};
+use wasimancer::http::{HttpOptions, Token};
+use wasimancer::registry::RegistryOptions;
+use wasimancer::runtime::{CompileCache, RuntimeSettings};
+use wasimancer::server::{self, RunningServer, Settings};
+
+pub const TOKEN: &str = "test-token-0123456789";
+
+/// The sample plugins of the repository, served by every test server.
+pub fn repo_plugins() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("plugins")
+}
+
+/// plugins.yml with every sample plugin, the faults plugin under tight limits.
+pub const ALL_PLUGINS: &str = r#"
+plugins:
+  - name: roll-dice
+    path: roll-dice/roll-dice.wasm
+    version: 1.0.0
+    functions:
+      - displayName: rollDice
+        function: rollDice
+        description: roll dice
+        arguments:
+          - name: numFaces
+            type: integer
+          - name: numDice
+            type: integer
+  - name: hello
+    path: /hello/hello.wasm
+    wasi: false
+    functions:
+      - displayName: say hello
+        function: say_hello
+        arguments:
+          - name: name
+            type: string
+            description: who to greet
+  - name: addition
+    path: ./addition/addition.wasm
+    wasi: false
+    functions:
+      - displayName: add
+        function: add
+        description: add two numbers
+        arguments:
+          - name: left
+            type: number
+          - name: right
+            type: number
+  - name: config-reader
+    path: config-reader/config-reader.wasm
+    wasi: false
+    config:
+      answer: 42
+      WASM_GREETING: Hello
+    functions:
+      - displayName: read_config
+        function: read_config
+        arguments:
+          - name: key
+            type: string
+      - displayName: greet
+        function: greet
+        arguments:
+          - name: name
+            type: string
+  - name: faults
+    path: faults/faults.wasm
+    wasi: false
+    timeout_ms: 500
+    memory_mb: 32
+    instances: 4
+    functions:
+      - function: spin
+      - function: trap
+      - function: allocate
+        arguments:
+          - name: mb
+            type: integer
+      - function: huge_output
+        arguments:
+          - name: bytes
+            type: integer
+      - function: fail
+        arguments:
+          - name: message
+            type: string
+      - function: work
+        arguments:
+          - name: iterations
+            type: integer
+      - function: echo
+        arguments:
+          - name: text
+            type: string
+            required: false
+"#;
+
+pub struct TestServer {
+    pub server: RunningServer,
+    pub url: String,
+    /// Holds plugins.yml (and a copy of the plugins when the test changes them).
+    pub _dir: TempDir,
+}
+
+/// Settings for a test server serving `yaml` with plugins from `plugins_dir`.
+pub fn settings(dir: &Path, plugins_dir: &Path) -> Settings {
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("wasmtime-cache");
+    Settings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        registry: RegistryOptions {
+            catalog_path: dir.join("plugins.yml"),
+            runtime: RuntimeSettings {
+                plugins_dir: plugins_dir.to_path_buf(),
+                env_config: [("WASM_GREETING".to_string(), "Howdy".to_string())].into(),
+                queue_timeout: Duration::from_secs(10),
+                max_output_bytes: 1024 * 1024,
+                default_instances: 2,
+                compile_cache: CompileCache::in_dir(&cache),
+            },
+            keep_call_details: true,
+        },
+        http: HttpOptions {
+            mcp_token: Some(Token::new(TOKEN)),
+            ..HttpOptions::default()
+        },
+        audit_log: None,
+        log_calls: false,
+    }
+}
+
+impl TestServer {
+    /// A server for `yaml`, with the repository's plugins.
+    pub async fn start(yaml: &str) -> Self {
+        Self::start_with(yaml, |_| {}).await
+    }
+
+    /// Like [`TestServer::start`], with settings adjusted by `adjust`.
+    pub async fn start_with(yaml: &str, adjust: impl FnOnce(&mut Settings)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("plugins.yml"), yaml).unwrap();
+        let mut settings = settings(dir.path(), &repo_plugins());
+        adjust(&mut settings);
+        let server = server::start(settings).await.expect("server starts");
+        let url = format!("http://{}/mcp", server.addr);
+        Self {
+            server,
+            url,
+            _dir: dir,
+        }
+    }
+
+    /// An MCP client with the right token.
+    pub async fn client(&self) -> RunningService<RoleClient, ClientConfig> {
+        connect(&self.url, Some(TOKEN))
+            .await
+            .expect("client connects")
+    }
+
+    /// Subscribe to the server's events (call records and plugin changes).
+    pub fn events(&self) -> EventReader {
+        self.server.registry.bus().subscribe()
+    }
+}
+
+/// Connect an MCP client over Streamable HTTP.
+pub async fn connect(
+    url: &str,
+    token: Option<&str>,
+) -> Result<RunningService<RoleClient, ClientConfig>, rmcp::service::ClientInitializeError> {
+    let mut config = StreamableHttpClientTransportConfig::with_uri(url).max_concurrent_requests(64);
+    if let Some(token) = token {
+        config = config.auth_header(token);
+    }
+    let transport = StreamableHttpClientTransport::from_config(config);
+    let mut info = ClientConfig::default();
+    info.client_info.name = "wasimancer-tests".into();
+    info.serve(transport).await
+}
+
+/// Call `tool` with `arguments` and return the result.
+pub async fn call(
+    client: &RunningService<RoleClient, ClientConfig>,
+    tool: &str,
+    arguments: Value,
+) -> CallToolResult {
+    let Value::Object(arguments) = arguments else {
+        panic!("arguments must be an object");
+    };
+    client
+        .call_tool(CallToolRequestParams::new(tool.to_string()).with_arguments(arguments))
+        .await
+        .unwrap_or_else(|e| panic!("calling {tool}: {e}"))
+}
+
+/// The text of a result, and whether it is an error.
+pub fn text(result: &CallToolResult) -> (String, bool) {
+    let text = result
+        .content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect::<Vec<_>>()
+        .join("");
+    (text, result.is_error == Some(true))
+}
+
+/// The text of a successful result; panics with the message on an error.
+pub fn ok_text(result: &CallToolResult) -> String {
+    let (text, is_error) = text(result);
+    assert!(!is_error, "expected success, got error: {text}");
+    text
+}
+
+/// The text of an error result; panics on success.
+pub fn error_text(result: &CallToolResult) -> String {
+    let (text, is_error) = text(result);
+    assert!(is_error, "expected an error, got: {text}");
+    text
+}
+
+/// Every call event queued on `reader` until `count` have arrived.
+pub async fn call_events(
+    reader: &mut EventReader,
+    count: usize,
+) -> Vec<wasimancer::events::CallEvent> {
+    let mut calls = Vec::new();
+    while calls.len() < count {
+        match tokio::time::timeout(Duration::from_secs(30), reader.recv()).await {
+            Ok(Received::Event(event)) => {
+                if let ServerEvent::Call(call) = &*event {
+                    calls.push(call.clone());
+                }
+            }
+            Ok(Received::Dropped(n)) => panic!("{n} events dropped"),
+            Ok(Received::Closed) | Err(_) => panic!("only {} of {count} call events", calls.len()),
+        }
+    }
+    calls
+}
+
+/// A JSON-RPC request body.
+pub fn rpc(id: u64, method: &str, params: Value) -> String {
+    json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string()
+}
+
+/// POST a JSON-RPC body to `/mcp` the way curl does, with optional extra headers.
+pub async fn post_mcp(url: &str, body: String, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut request = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(body);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().await.expect("request sent")
+}
+
+/// The JSON messages in an SSE (or plain JSON) response body.
+pub async fn messages(response: reqwest::Response) -> Vec<Value> {
+    let body = response.text().await.expect("body");
+    if body.trim_start().starts_with('{') {
+        return vec![serde_json::from_str(&body).expect("json body")];
+    }
+    body.lines()
+        .filter_map(|line| line.strip_prefix("data:"))
+        .map(str::trim)
+        .filter(|data| !data.is_empty())
+        .map(|data| serde_json::from_str(data).expect("json event"))
+        .collect()
+}

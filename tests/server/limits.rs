@@ -1,0 +1,221 @@
+//! The sandbox limits and the instance pool, through real MCP calls.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
+
+use serde_json::json;
+use wasimancer::events::CallStatus;
+use wasimancer::runtime::FailureKind;
+
+use crate::common::*;
+
+fn kind(record: &wasimancer::events::CallEvent) -> Option<FailureKind> {
+    match &record.status {
+        CallStatus::Ok { .. } => None,
+        CallStatus::Error { kind, .. } => Some(*kind),
+    }
+}
+
+#[tokio::test]
+async fn a_trap_replaces_the_instance_and_the_next_calls_succeed() {
+    let server = TestServer::start(ALL_PLUGINS).await;
+    let client = server.client().await;
+    let message = error_text(&call(&client, "trap", json!({})).await);
+    assert!(message.contains("`trap` crashed"), "{message}");
+    assert!(message.contains("unreachable"), "{message}");
+    // More calls than instances: every instance, the replaced one included, works.
+    for i in 0..8 {
+        let text = format!("after trap {i}");
+        assert_eq!(
+            ok_text(&call(&client, "echo", json!({ "text": text })).await),
+            json!({ "text": text }).to_string()
+        );
+    }
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_endless_loop_stops_at_its_timeout_while_other_calls_to_the_plugin_succeed() {
+    let server = TestServer::start(ALL_PLUGINS).await;
+    let mut events = server.events();
+    let client = Arc::new(server.client().await);
+    let spinning = {
+        let client = Arc::clone(&client);
+        tokio::spawn(async move { call(&client, "spin", json!({})).await })
+    };
+    // Keep the three other instances busy with short calls until the loop
+    // has been stopped: some of them are running at the moment it is.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for _ in 0..3 {
+        let client = Arc::clone(&client);
+        let stop = Arc::clone(&stop);
+        workers.push(tokio::spawn(async move {
+            let mut answers = Vec::new();
+            while !stop.load(Ordering::SeqCst) {
+                answers.push(call(&client, "work", json!({"iterations": 300_000})).await);
+            }
+            answers
+        }));
+    }
+    let spin = spinning.await.unwrap();
+    stop.store(true, Ordering::SeqCst);
+    let message = error_text(&spin);
+    assert!(message.contains("stopped after 500 ms"), "{message}");
+    assert!(message.contains("timeout_ms"), "{message}");
+    let mut work_calls = 0;
+    for worker in workers {
+        for answer in worker.await.unwrap() {
+            let value: u64 = ok_text(&answer).parse().expect("work returns a number");
+            assert_ne!(value, 0);
+            work_calls += 1;
+        }
+    }
+    // Evidence from the call records that work calls were running when the
+    // loop was stopped (without it the test would prove nothing).
+    let records = call_events(&mut events, work_calls + 1).await;
+    let spin_record = records.iter().find(|r| &*r.tool == "spin").unwrap();
+    assert_eq!(kind(spin_record), Some(FailureKind::Timeout));
+    let stopped_at = spin_record.started + spin_record.duration;
+    let straddling = records
+        .iter()
+        .filter(|r| &*r.tool == "work")
+        .filter(|r| r.started < stopped_at && r.started + r.duration > stopped_at)
+        .count();
+    assert!(
+        straddling > 0,
+        "no work call was running when the loop was stopped"
+    );
+    assert!(
+        records
+            .iter()
+            .filter(|r| &*r.tool == "work")
+            .all(|r| kind(r).is_none())
+    );
+    Arc::try_unwrap(client)
+        .ok()
+        .unwrap()
+        .cancel()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn memory_beyond_the_cap_fails_the_call_and_nothing_else() {
+    let server = TestServer::start(ALL_PLUGINS).await;
+    let client = server.client().await;
+    let message = error_text(&call(&client, "allocate", json!({"mb": 64})).await);
+    assert!(message.contains("more than the 32 MiB"), "{message}");
+    assert!(message.contains("memory_mb"), "{message}");
+    assert_eq!(
+        ok_text(&call(&client, "allocate", json!({"mb": 4})).await),
+        "allocated 4 MiB"
+    );
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn outputs_above_the_limit_are_refused_and_below_it_arrive_whole() {
+    let server = TestServer::start_with(ALL_PLUGINS, |s| {
+        s.registry.runtime.max_output_bytes = 256 * 1024;
+    })
+    .await;
+    let client = server.client().await;
+    let message = error_text(&call(&client, "huge_output", json!({"bytes": 1_000_000})).await);
+    assert!(
+        message.contains("returned 1000000 bytes, more than the 262144 bytes"),
+        "{message}"
+    );
+    let output = ok_text(&call(&client, "huge_output", json!({"bytes": 200_000})).await);
+    assert_eq!(output.len(), 200_000);
+    assert!(output.bytes().all(|b| b == b'x'));
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn sixty_four_concurrent_calls_are_all_answered_and_calls_to_one_plugin_overlap() {
+    let server = TestServer::start(ALL_PLUGINS).await;
+    let mut events = server.events();
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        clients.push(Arc::new(server.client().await));
+    }
+    let mut calls = Vec::new();
+    for i in 0..64u64 {
+        let client = Arc::clone(&clients[i as usize % clients.len()]);
+        calls.push(tokio::spawn(async move {
+            if i % 2 == 0 {
+                let text = ok_text(&call(&client, "add", json!({"left": i, "right": 1000})).await);
+                assert_eq!(text, json!({ "result": i + 1000 }).to_string());
+            } else {
+                let text =
+                    ok_text(&call(&client, "work", json!({"iterations": 2_000_000 + i})).await);
+                assert!(text.parse::<u64>().is_ok(), "{text}");
+            }
+        }));
+    }
+    for task in calls {
+        task.await.expect("every call is answered correctly");
+    }
+    let records = call_events(&mut events, 64).await;
+    assert!(records.iter().all(|r| kind(r).is_none()));
+    let most = records
+        .iter()
+        .filter(|r| &*r.plugin == "faults")
+        .map(|r| r.overlapping)
+        .max()
+        .unwrap();
+    assert!(
+        most > 1,
+        "calls to one plugin never ran at the same time (most at once: {most})"
+    );
+    assert!(
+        most <= 4,
+        "more calls ran at once than there are instances: {most}"
+    );
+    for client in clients {
+        Arc::try_unwrap(client)
+            .ok()
+            .unwrap()
+            .cancel()
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_call_that_finds_every_instance_busy_is_refused_after_the_queue_timeout() {
+    let yaml = ALL_PLUGINS.replace("instances: 4", "instances: 1");
+    let server = TestServer::start_with(&yaml, |s| {
+        s.registry.runtime.queue_timeout = Duration::from_millis(100);
+    })
+    .await;
+    let client = Arc::new(server.client().await);
+    let spinning = {
+        let client = Arc::clone(&client);
+        tokio::spawn(async move { call(&client, "spin", json!({})).await })
+    };
+    // Wait until the only instance is taken.
+    let snapshot = server.server.registry.snapshot();
+    let faults = snapshot.plugin("faults").unwrap().serving.clone().unwrap();
+    let deadline = SystemTime::now() + Duration::from_secs(10);
+    while faults.busy_instances() == 0 {
+        assert!(SystemTime::now() < deadline, "the spin call never started");
+        tokio::task::yield_now().await;
+    }
+    let message = error_text(&call(&client, "echo", json!({})).await);
+    assert!(
+        message.contains("all 1 instances of plugin `faults` stayed busy for 100 ms"),
+        "{message}"
+    );
+    assert!(error_text(&spinning.await.unwrap()).contains("stopped after"));
+    // Once free, the instance serves again.
+    assert_eq!(ok_text(&call(&client, "echo", json!({})).await), "{}");
+    Arc::try_unwrap(client)
+        .ok()
+        .unwrap()
+        .cancel()
+        .await
+        .unwrap();
+}

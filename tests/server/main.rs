@@ -1,0 +1,7 @@
+//! The server through its real interface: HTTP and MCP clients on loopback.
+
+mod common;
+mod limits;
+mod protocol;
+mod security;
+mod tools;

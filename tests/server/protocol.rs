@@ -1,0 +1,178 @@
+//! The MCP protocol on the wire: each supported version, sessions, ping, and
+//! the session-less requests WASImancer's scripts send.
+
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+const HELLO: &str = r#"
+plugins:
+  - name: hello
+    path: hello/hello.wasm
+    wasi: false
+    functions:
+      - displayName: say hello
+        function: say_hello
+        arguments:
+          - name: name
+            type: string
+"#;
+
+fn initialize(version: &str) -> String {
+    rpc(
+        1,
+        "initialize",
+        json!({
+            "protocolVersion": version,
+            "capabilities": {},
+            "clientInfo": {"name": "raw-http", "version": "1.0"}
+        }),
+    )
+}
+
+#[tokio::test]
+async fn every_supported_version_initializes_pings_lists_and_calls() {
+    let server = TestServer::start(HELLO).await;
+    let bearer = format!("Bearer {TOKEN}");
+    for version in ["2025-03-26", "2025-06-18", "2025-11-25"] {
+        let response = post_mcp(
+            &server.url,
+            initialize(version),
+            &[("authorization", &bearer)],
+        )
+        .await;
+        assert_eq!(response.status(), 200, "{version}");
+        let session = response.headers()["mcp-session-id"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let init = &messages(response).await[0]["result"];
+        assert_eq!(init["protocolVersion"], version);
+        assert_eq!(init["serverInfo"]["name"], "wasimancer");
+        assert_eq!(init["capabilities"]["tools"]["listChanged"], true);
+        let text = init.to_string();
+        assert!(
+            !text.contains(TOKEN),
+            "the token never appears in responses"
+        );
+
+        let headers = [
+            ("authorization", bearer.as_str()),
+            ("mcp-session-id", session.as_str()),
+            ("mcp-protocol-version", version),
+        ];
+        let initialized =
+            json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string();
+        assert_eq!(
+            post_mcp(&server.url, initialized, &headers).await.status(),
+            202
+        );
+
+        let pong = messages(post_mcp(&server.url, rpc(2, "ping", json!({})), &headers).await).await;
+        assert_eq!(pong[0]["id"], 2);
+        assert_eq!(pong[0]["result"], json!({}), "{version}");
+
+        let list =
+            messages(post_mcp(&server.url, rpc(3, "tools/list", json!({})), &headers).await).await;
+        assert_eq!(list[0]["result"]["tools"][0]["name"], "say_hello");
+
+        let called = messages(
+            post_mcp(
+                &server.url,
+                rpc(
+                    4,
+                    "tools/call",
+                    json!({"name": "say_hello", "arguments": {"name": version}}),
+                ),
+                &headers,
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(
+            called[0]["result"]["content"][0]["text"],
+            format!("Hello, {version}!")
+        );
+        assert_ne!(called[0]["result"]["isError"], true);
+    }
+}
+
+#[tokio::test]
+async fn protocol_2026_07_28_is_served_without_a_handshake() {
+    let server = TestServer::start(HELLO).await;
+    let bearer = format!("Bearer {TOKEN}");
+    let meta = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "raw-http", "version": "1.0"}
+    });
+    // Every request stands alone: its version and capabilities in `_meta`,
+    // its method (and tool name) repeated in headers for middleboxes.
+    let send = |id: u64, method: &'static str, name: Option<&'static str>, mut params: Value| {
+        params["_meta"] = meta.clone();
+        let bearer = bearer.clone();
+        let url = server.url.clone();
+        async move {
+            let mut headers = vec![
+                ("authorization", bearer.as_str()),
+                ("mcp-protocol-version", "2026-07-28"),
+                ("mcp-method", method),
+            ];
+            if let Some(name) = name {
+                headers.push(("mcp-name", name));
+            }
+            messages(post_mcp(&url, rpc(id, method, params), &headers).await).await
+        }
+    };
+    let discover = send(1, "server/discover", None, json!({})).await;
+    let discovered = discover[0]["result"].to_string();
+    assert!(discovered.contains("2026-07-28"), "{discover:?}");
+
+    let list = send(2, "tools/list", None, json!({})).await;
+    assert_eq!(
+        list[0]["result"]["tools"][0]["name"], "say_hello",
+        "{list:?}"
+    );
+
+    let called = send(
+        3,
+        "tools/call",
+        Some("say_hello"),
+        json!({"name": "say_hello", "arguments": {"name": "2026"}}),
+    )
+    .await;
+    assert_eq!(
+        called[0]["result"]["content"][0]["text"], "Hello, 2026!",
+        "{called:?}"
+    );
+}
+
+#[tokio::test]
+async fn wasimancer_scripts_work_without_initialize() {
+    // tests/*.sh of WASImancer: no initialize, no session, a string id,
+    // `grep "^data:"` on the answer, tools called by display name.
+    let server = TestServer::start(HELLO).await;
+    let bearer = format!("Bearer {TOKEN}");
+    let body = json!({
+        "jsonrpc": "2.0",
+        "id": "1",
+        "method": "tools/call",
+        "params": {"name": "say hello", "arguments": {"name": "Bob Morane"}}
+    })
+    .to_string();
+    let response = post_mcp(&server.url, body, &[("authorization", &bearer)]).await;
+    assert_eq!(response.status(), 200);
+    let raw = response.text().await.unwrap();
+    let data: Vec<Value> = raw
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(data.len(), 1, "{raw}");
+    assert_eq!(data[0]["id"], "1");
+    assert_eq!(
+        data[0]["result"]["content"][0]["text"],
+        "Hello, Bob Morane!"
+    );
+}
