@@ -64,6 +64,15 @@ pub async fn handle(State(endpoint): State<McpEndpoint>, request: Request) -> Re
     let Some(sessions) = &endpoint.sessions else {
         return into_axum(endpoint.stateless.handle(request).await);
     };
+    if request.method() == Method::DELETE {
+        // rmcp ends the session with 202 Accepted; the Python SDK reports
+        // anything but 200 or 204 as a failed termination.
+        let mut response = into_axum(sessions.handle(request).await);
+        if response.status() == StatusCode::ACCEPTED {
+            *response.status_mut() = StatusCode::NO_CONTENT;
+        }
+        return response;
+    }
     let sessionless_post =
         request.method() == Method::POST && !request.headers().contains_key("mcp-session-id");
     if !sessionless_post {

@@ -207,7 +207,7 @@ impl InstancePool {
             }
         };
         let inner = Arc::clone(inner);
-        let task = tokio::task::spawn_blocking(move || {
+        let job = move || {
             let Some(mut slot) = lock(&inner.idle).pop() else {
                 // A permit is only handed out while a slot is idle.
                 return PoolOutput {
@@ -238,13 +238,15 @@ impl InstancePool {
                 output,
                 overlapping,
             }
-        });
-        task.await.unwrap_or_else(|_| PoolOutput {
-            output: Err(CallFailure::new(
-                FailureKind::Runtime,
-                "internal error: the call's thread stopped",
-            )),
-            overlapping: 0,
-        })
+        };
+        tokio::task::spawn_blocking(job)
+            .await
+            .unwrap_or_else(|_| PoolOutput {
+                output: Err(CallFailure::new(
+                    FailureKind::Runtime,
+                    "internal error: the call's thread stopped",
+                )),
+                overlapping: 0,
+            })
     }
 }
