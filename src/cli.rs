@@ -116,6 +116,24 @@ pub struct ServeArgs {
         global = true
     )]
     pub allowed_origins: Vec<String>,
+    /// Bearer token of the admin API (upload, update, remove, reload); generated
+    /// and shown once when unset. NO_AUTHENTICATION turns the check off.
+    #[arg(
+        long,
+        env = "WASIMANCER_ADMIN_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    pub admin_token: Option<String>,
+    /// Where uploaded modules are stored; must be inside the plugins folder [default: the plugins folder].
+    #[arg(long, env = "UPLOAD_PATH", global = true)]
+    pub upload_dir: Option<PathBuf>,
+    /// Largest admin API request (an upload), in bytes.
+    #[arg(long, env = "WASIMANCER_MAX_UPLOAD_BYTES", default_value_t = 32 * 1024 * 1024, global = true)]
+    pub max_upload_bytes: usize,
+    /// Reload what changed when plugins.yml or a module changes on disk.
+    #[arg(long, env = "WASIMANCER_WATCH", global = true)]
+    pub watch: bool,
     /// Largest request body on /mcp, in bytes.
     #[arg(long, env = "WASIMANCER_MAX_REQUEST_BYTES", default_value_t = 4 * 1024 * 1024, global = true)]
     pub max_request_bytes: usize,

@@ -24,12 +24,16 @@ pub struct Settings {
     pub audit_log: Option<PathBuf>,
     /// Log one line per call through tracing.
     pub log_calls: bool,
+    /// Reload what changes on disk.
+    pub watch: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Admin(#[from] http::admin::AdminSetupError),
     #[error(
         "cannot listen on {addr}: {source} (choose another with --port / HTTP_PORT, or --host)"
     )]
@@ -86,7 +90,10 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
         source,
     })?;
     let shutdown = CancellationToken::new();
-    let router = http::router(registry.clone(), &settings.http, shutdown.clone());
+    let router = http::router(registry.clone(), &settings.http, shutdown.clone())?;
+    if settings.watch {
+        crate::watch::spawn(registry.clone(), shutdown.clone());
+    }
     let http = tokio::spawn(http::serve(listener, router, shutdown.clone()));
     Ok(RunningServer {
         addr,

@@ -1,10 +1,12 @@
 //! The HTTP server: `/mcp` (Streamable HTTP, via rmcp), `/health`, and the
 //! admin API, each behind the checks it needs.
 
+pub mod admin;
 pub mod guard;
 mod mcp_endpoint;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
@@ -27,6 +29,28 @@ pub struct HttpOptions {
     pub max_request_bytes: usize,
     /// Serve every request without sessions (for load-balanced deployments).
     pub stateless: bool,
+    pub admin: AdminOptions,
+}
+
+/// The admin API's settings.
+#[derive(Debug, Clone)]
+pub struct AdminOptions {
+    /// Bearer token; `None` turns the check off.
+    pub token: Option<Token>,
+    /// Where uploaded modules go; inside the plugins folder.
+    pub upload_dir: PathBuf,
+    /// Largest admin request body.
+    pub max_upload_bytes: usize,
+}
+
+impl Default for AdminOptions {
+    fn default() -> Self {
+        Self {
+            token: None,
+            upload_dir: PathBuf::from("plugins"),
+            max_upload_bytes: 32 * 1024 * 1024,
+        }
+    }
 }
 
 impl Default for HttpOptions {
@@ -36,12 +60,17 @@ impl Default for HttpOptions {
             allow: AllowList::default(),
             max_request_bytes: 4 * 1024 * 1024,
             stateless: false,
+            admin: AdminOptions::default(),
         }
     }
 }
 
 /// All routes, with their guards.
-pub fn router(registry: Registry, options: &HttpOptions, shutdown: CancellationToken) -> Router {
+pub fn router(
+    registry: Registry,
+    options: &HttpOptions,
+    shutdown: CancellationToken,
+) -> Result<Router, admin::AdminSetupError> {
     let mcp_auth = Arc::new(BearerAuth {
         token: options.mcp_token.clone(),
         realm: "wasimancer",
@@ -57,13 +86,15 @@ pub fn router(registry: Registry, options: &HttpOptions, shutdown: CancellationT
             mcp_auth,
             guard::require_bearer,
         ));
-    Router::new()
+    let admin = admin::routes(registry.clone(), &options.admin)?;
+    Ok(Router::new()
         .route("/health", get(health).with_state(registry))
         .merge(mcp)
+        .merge(admin)
         .layer(axum::middleware::from_fn_with_state(
             Arc::new(options.allow.clone()),
             guard::check_host_and_origin,
-        ))
+        )))
 }
 
 /// For probes: 200 with a one-line summary while the server runs.

@@ -70,10 +70,25 @@ impl ChangeReport {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChangeError {
+    /// plugins.yml could not be read, or is invalid (for a reload).
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+    /// plugins.yml on disk is invalid, so it cannot be edited safely.
+    #[error("plugins.yml on disk is invalid; fix it first (nothing was changed): {0}")]
+    CatalogOnDisk(String),
     #[error("plugin `{name}` is not in {file}")]
     UnknownPlugin { name: String, file: String },
+    /// The change would clash with another plugin (a name, a tool, a path).
+    #[error("{0}")]
+    Conflict(String),
+    /// The module is not usable: not wasm, a function missing, does not compile.
+    #[error("{0}")]
+    Module(String),
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// The outcome of loading one spec.
@@ -99,7 +114,7 @@ impl Registry {
             report.changes.push(change);
             entries.push(entry);
         }
-        self.publish(Arc::clone(&current.catalog), entries);
+        self.publish(Arc::clone(&current.catalog), entries, false);
         self.announce(&report, origin);
         report
     }
@@ -109,7 +124,13 @@ impl Registry {
     /// plugins.yml changes nothing.
     pub async fn reload_all(&self, origin: &str) -> Result<ChangeReport, ChangeError> {
         let _guard = self.inner.change_lock.lock().await;
-        let catalog = Arc::new(CatalogFile::read(self.catalog_path())?);
+        let catalog = match CatalogFile::read(self.catalog_path()) {
+            Ok(catalog) => Arc::new(catalog),
+            Err(error) => {
+                self.announce_problem(origin, None, &format!("plugins.yml not applied: {error}"));
+                return Err(error.into());
+            }
+        };
         let current = self.snapshot();
         let mut to_load = Vec::new();
         let mut kept = Vec::new();
@@ -174,7 +195,15 @@ impl Registry {
             });
         }
         entries.sort_by_key(|(i, _)| *i);
-        self.publish(catalog, entries.into_iter().map(|(_, e)| e).collect());
+        let changed = report
+            .changes
+            .iter()
+            .any(|c| matches!(c.change, Change::Added | Change::Replaced | Change::Removed));
+        self.publish(
+            catalog,
+            entries.into_iter().map(|(_, e)| e).collect(),
+            changed,
+        );
         self.announce(&report, origin);
         Ok(report)
     }
@@ -219,7 +248,8 @@ impl Registry {
             Some(slot) => *slot = entry,
             None => entries.push(entry),
         }
-        self.publish(Arc::clone(&current.catalog), entries);
+        let changed = plugin_change.change != Change::Failed;
+        self.publish(Arc::clone(&current.catalog), entries, changed);
         let report = ChangeReport {
             changes: vec![plugin_change],
         };
@@ -258,7 +288,13 @@ impl Registry {
 
     /// Tell the bus and the server log about every plugin in `report`.
     pub(super) fn announce(&self, report: &ChangeReport, origin: &str) {
-        for change in &report.changes {
+        // "Unchanged" is news to the one who asked (it is in the report), not
+        // to the log.
+        for change in report
+            .changes
+            .iter()
+            .filter(|c| c.change != Change::Unchanged)
+        {
             self.announce_one(
                 origin,
                 &change.plugin,
@@ -266,6 +302,20 @@ impl Registry {
                 change.message.clone(),
             );
         }
+    }
+
+    /// Tell the bus and the log about a change that could not be made.
+    pub(super) fn announce_problem(&self, origin: &str, plugin: Option<&str>, message: &str) {
+        tracing::warn!(origin, plugin, "{message}");
+        self.inner
+            .bus
+            .publish(ServerEvent::Lifecycle(LifecycleEvent {
+                at: SystemTime::now(),
+                origin: origin.to_string(),
+                plugin: plugin.map(str::to_string),
+                change: Change::Failed,
+                message: message.to_string(),
+            }));
     }
 
     fn announce_one(&self, origin: &str, plugin: &str, change: Change, message: String) {

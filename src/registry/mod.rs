@@ -12,6 +12,7 @@
 //! publishes a [`CallEvent`] for every call.
 
 mod changes;
+mod edits;
 mod tool;
 
 use std::collections::{HashMap, VecDeque};
@@ -25,6 +26,7 @@ use serde_json::{Map, Value};
 use tokio::sync::watch;
 
 pub use changes::{ChangeError, ChangeReport, PluginChange};
+pub use edits::{Edited, OwnsFile};
 pub use tool::Tool;
 
 use crate::catalog::{CatalogError, CatalogFile, PluginSpec};
@@ -387,13 +389,19 @@ impl Registry {
         }
     }
 
-    /// Publish `plugins` (with `catalog`) as the new snapshot, and tell
-    /// watchers when the tool list changed.
-    fn publish(&self, catalog: Arc<CatalogFile>, plugins: Vec<PluginEntry>) -> Arc<Snapshot> {
+    /// Publish `plugins` (with `catalog`) as the new snapshot, and tell MCP
+    /// sessions when their tools changed: their list, or (`changed`) the
+    /// plugin behind them.
+    fn publish(
+        &self,
+        catalog: Arc<CatalogFile>,
+        plugins: Vec<PluginEntry>,
+        changed: bool,
+    ) -> Arc<Snapshot> {
         let previous = self.inner.live.load_full();
         let snapshot = Arc::new(Snapshot::new(previous.generation + 1, catalog, plugins));
         self.inner.live.store(Arc::clone(&snapshot));
-        if !snapshot.same_tools(&previous) {
+        if changed || !snapshot.same_tools(&previous) {
             self.inner.tools_changed.send_modify(|g| *g += 1);
         }
         snapshot

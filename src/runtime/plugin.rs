@@ -135,9 +135,14 @@ impl LoadedPlugin {
     }
 }
 
+/// Where the module of `spec` belongs, whether it exists or not.
+pub fn module_path_of(spec: &PluginSpec, plugins_dir: &Path) -> PathBuf {
+    plugins_dir.join(spec.relative_path())
+}
+
 /// Where the module of `spec` is, refusing anything outside the plugins folder.
 pub fn module_path(spec: &PluginSpec, plugins_dir: &Path) -> Result<PathBuf, LoadError> {
-    let path = plugins_dir.join(spec.relative_path());
+    let path = module_path_of(spec, plugins_dir);
     if !path.is_file() {
         return Err(LoadError::ModuleMissing { path });
     }

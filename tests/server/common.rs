@@ -11,12 +11,13 @@ use rmcp::{RoleClient, ServiceExt};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use wasimancer::events::{EventReader, Received, ServerEvent};
-use wasimancer::http::{HttpOptions, Token};
+use wasimancer::http::{AdminOptions, HttpOptions, Token};
 use wasimancer::registry::RegistryOptions;
 use wasimancer::runtime::{CompileCache, RuntimeSettings};
 use wasimancer::server::{self, RunningServer, Settings};
 
 pub const TOKEN: &str = "test-token-0123456789";
+pub const ADMIN_TOKEN: &str = "admin-token-9876543210";
 
 /// The sample plugins of the repository, served by every test server.
 pub fn repo_plugins() -> PathBuf {
@@ -113,7 +114,7 @@ pub struct TestServer {
     pub server: RunningServer,
     pub url: String,
     /// Holds plugins.yml (and a copy of the plugins when the test changes them).
-    pub _dir: TempDir,
+    pub dir: TempDir,
 }
 
 /// Settings for a test server serving `yaml` with plugins from `plugins_dir`.
@@ -135,10 +136,16 @@ pub fn settings(dir: &Path, plugins_dir: &Path) -> Settings {
         },
         http: HttpOptions {
             mcp_token: Some(Token::new(TOKEN)),
+            admin: AdminOptions {
+                token: Some(Token::new(ADMIN_TOKEN)),
+                upload_dir: plugins_dir.to_path_buf(),
+                max_upload_bytes: 2 * 1024 * 1024,
+            },
             ..HttpOptions::default()
         },
         audit_log: None,
         log_calls: false,
+        watch: false,
     }
 }
 
@@ -156,11 +163,44 @@ impl TestServer {
         adjust(&mut settings);
         let server = server::start(settings).await.expect("server starts");
         let url = format!("http://{}/mcp", server.addr);
-        Self {
-            server,
-            url,
-            _dir: dir,
+        Self { server, url, dir }
+    }
+
+    /// A server for `yaml` working on a copy of the repository's plugins in
+    /// a temp folder, with uploads going to `plugins/bucket` (WASImancer's
+    /// layout): for tests that change files.
+    pub async fn start_in_copy(yaml: &str, adjust: impl FnOnce(&mut Settings)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let plugins = dir.path().join("plugins");
+        for name in ["roll-dice", "hello", "addition", "config-reader", "faults"] {
+            let from = repo_plugins().join(name);
+            std::fs::create_dir_all(plugins.join(name)).unwrap();
+            for file in std::fs::read_dir(&from).unwrap() {
+                let file = file.unwrap().path();
+                if file.extension().is_some_and(|e| e == "wasm") {
+                    std::fs::copy(&file, plugins.join(name).join(file.file_name().unwrap()))
+                        .unwrap();
+                }
+            }
         }
+        std::fs::create_dir_all(plugins.join("bucket")).unwrap();
+        std::fs::write(dir.path().join("plugins.yml"), yaml).unwrap();
+        let mut settings = settings(dir.path(), &plugins);
+        settings.http.admin.upload_dir = plugins.join("bucket");
+        adjust(&mut settings);
+        let server = server::start(settings).await.expect("server starts");
+        let url = format!("http://{}/mcp", server.addr);
+        Self { server, url, dir }
+    }
+
+    /// The folder holding plugins.yml and (for a copy) `plugins/`.
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The base URL, for the admin API and /health.
+    pub fn base(&self) -> String {
+        format!("http://{}", self.server.addr)
     }
 
     /// An MCP client with the right token.

@@ -1,5 +1,6 @@
 //! The server through its real interface: HTTP and MCP clients on loopback.
 
+mod admin;
 mod common;
 mod limits;
 mod protocol;

@@ -1,0 +1,190 @@
+//! Where the server log goes: stderr or a file when headless; a buffer the
+//! console shows in a pane (and optionally a file) when the console is up,
+//! because nothing may be printed over the console's screen.
+
+use std::collections::VecDeque;
+use std::io::{self, Write};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context as _;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+/// How many log lines the console keeps.
+const KEPT_LINES: usize = 2000;
+
+/// Recent log lines, for the console. Cloning shares the same buffer.
+#[derive(Clone, Default)]
+pub struct LogBuffer {
+    inner: Arc<Mutex<LogLines>>,
+}
+
+#[derive(Default)]
+struct LogLines {
+    lines: VecDeque<String>,
+    /// Lines ever written, so a reader can ask for what is new.
+    written: u64,
+}
+
+impl LogBuffer {
+    pub fn push(&self, line: String) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if inner.lines.len() == KEPT_LINES {
+            inner.lines.pop_front();
+        }
+        inner.lines.push_back(line);
+        inner.written += 1;
+    }
+
+    /// The lines written after the first `seen`, and the new count to pass next time.
+    pub fn since(&self, seen: u64) -> (Vec<String>, u64) {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let new = inner
+            .written
+            .saturating_sub(seen)
+            .min(inner.lines.len() as u64) as usize;
+        let start = inner.lines.len() - new;
+        (inner.lines.range(start..).cloned().collect(), inner.written)
+    }
+}
+
+/// Writes whole lines into a [`LogBuffer`].
+pub struct LogWriter {
+    buffer: LogBuffer,
+    pending: Vec<u8>,
+}
+
+impl Write for LogWriter {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.pending.extend_from_slice(bytes);
+        while let Some(end) = self.pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.pending.drain(..=end).collect();
+            let text = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
+            self.buffer.push(text);
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if !self.pending.is_empty() {
+            let text = String::from_utf8_lossy(&self.pending).into_owned();
+            self.pending.clear();
+            self.buffer.push(text);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for LogWriter {
+    fn drop(&mut self) {
+        let _ = self.flush();
+    }
+}
+
+impl<'a> MakeWriter<'a> for LogBuffer {
+    type Writer = LogWriter;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        LogWriter {
+            buffer: self.clone(),
+            pending: Vec::new(),
+        }
+    }
+}
+
+/// Where log lines go.
+pub enum LogTarget<'a> {
+    /// Standard error (coloured on a terminal unless NO_COLOR).
+    Stderr,
+    /// A file, appended to.
+    File(&'a Path),
+    /// The console's buffer, and a file too if given.
+    Console(LogBuffer, Option<&'a Path>),
+}
+
+/// Install the global logger. `RUST_LOG` overrides `default_filter`.
+pub fn init(default_filter: &str, target: LogTarget<'_>) -> anyhow::Result<()> {
+    let filter =
+        || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let open = |path: &Path| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map(Mutex::new)
+            .with_context(|| format!("cannot open the log file {}", path.display()))
+    };
+    let registry = tracing_subscriber::registry().with(filter());
+    match target {
+        LogTarget::Stderr => {
+            use std::io::IsTerminal;
+            let colour = io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            registry
+                .with(
+                    tracing_subscriber::fmt::layer()
+                        .with_ansi(colour)
+                        .with_writer(io::stderr),
+                )
+                .init();
+        }
+        LogTarget::File(path) => {
+            registry
+                .with(
+                    tracing_subscriber::fmt::layer()
+                        .with_ansi(false)
+                        .with_writer(open(path)?),
+                )
+                .init();
+        }
+        LogTarget::Console(buffer, file) => {
+            let file = file.map(open).transpose()?;
+            registry
+                .with(
+                    tracing_subscriber::fmt::layer()
+                        .with_ansi(false)
+                        .with_target(false)
+                        .without_time()
+                        .with_writer(buffer),
+                )
+                .with(file.map(|file| {
+                    tracing_subscriber::fmt::layer()
+                        .with_ansi(false)
+                        .with_writer(file)
+                }))
+                .init();
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readers_get_only_new_whole_lines() {
+        let buffer = LogBuffer::default();
+        let mut writer = buffer.make_writer();
+        writer.write_all(b"first\nsec").unwrap();
+        let (lines, seen) = buffer.since(0);
+        assert_eq!(lines, ["first"]);
+        writer.write_all(b"ond\nthird\n").unwrap();
+        let (lines, seen) = buffer.since(seen);
+        assert_eq!(lines, ["second", "third"]);
+        assert!(buffer.since(seen).0.is_empty());
+    }
+
+    #[test]
+    fn the_buffer_keeps_the_latest_lines() {
+        let buffer = LogBuffer::default();
+        for i in 0..KEPT_LINES + 10 {
+            buffer.push(i.to_string());
+        }
+        let (lines, _) = buffer.since(0);
+        assert_eq!(lines.len(), KEPT_LINES);
+        assert_eq!(lines[0], "10");
+    }
+}
