@@ -113,7 +113,9 @@ pub async fn run(args: &PluginArgs) -> CheckReport {
     };
     let settings = super::runtime_settings(args);
     let mut tasks = Vec::new();
+    let mut names = Vec::new();
     for (index, spec) in file.catalog.plugins.iter().enumerate() {
+        names.push(spec.name.clone());
         let spec = PluginSpec {
             instances: Some(1),
             ..spec.clone()
@@ -142,10 +144,14 @@ pub async fn run(args: &PluginArgs) -> CheckReport {
         }));
     }
     let mut plugins = Vec::new();
-    for task in tasks {
-        if let Ok(check) = task.await {
-            plugins.push(check);
-        }
+    for (task, name) in tasks.into_iter().zip(names) {
+        plugins.push(task.await.unwrap_or_else(|_| PluginCheck {
+            name,
+            version: "-".into(),
+            path: "-".into(),
+            functions: "-".into(),
+            result: Err("the check itself failed (the loader thread panicked)".into()),
+        }));
     }
     CheckReport {
         file: file_name,

@@ -270,13 +270,23 @@ fn check_module_path(path: &Path) -> Result<(), AdminError> {
     Ok(())
 }
 
+/// The form of an upload or update, read and placed in the upload folder.
+async fn receive(
+    state: &AdminState,
+    query: UploadQuery,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<UploadForm, AdminError> {
+    let mut form = read_form(multipart).await?;
+    state.place(&mut form, query.dir.as_deref())?;
+    Ok(form)
+}
+
 async fn upload(
     State(state): State<AdminState>,
     Query(query): Query<UploadQuery>,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Json<Value>, AdminError> {
-    let mut form = read_form(multipart).await?;
-    state.place(&mut form, query.dir.as_deref())?;
+    let mut form = receive(&state, query, multipart).await?;
     let Some((_, bytes)) = form.module.take() else {
         return Err(AdminError::bad_request(
             "no file uploaded: send the module in the field `wasmFile`",
@@ -294,8 +304,7 @@ async fn update(
     Query(query): Query<UploadQuery>,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Json<Value>, AdminError> {
-    let mut form = read_form(multipart).await?;
-    state.place(&mut form, query.dir.as_deref())?;
+    let mut form = receive(&state, query, multipart).await?;
     // Without a file, the entry changes and the module on disk is reused.
     let bytes = form.module.take().map(|(_, bytes)| bytes);
     let owns = |path: &Path| state.owns(path);

@@ -18,18 +18,22 @@ use wasimancer::events::{Change, Received, ServerEvent};
 
 use crate::common::*;
 
-const HELLO_ONLY: &str = r#"
-plugins:
-  - name: hello
-    path: hello/hello.wasm
+/// HELLO plus the addition plugin, as an operator would add it by hand.
+fn with_addition() -> String {
+    format!(
+        "{HELLO}  - name: addition
+    path: addition/addition.wasm
     wasi: false
     functions:
-      - displayName: say hello
-        function: say_hello
+      - function: add
         arguments:
-          - name: name
-            type: string
-"#;
+          - name: left
+            type: number
+          - name: right
+            type: number
+"
+    )
+}
 
 fn hello_wasm() -> Vec<u8> {
     std::fs::read(repo_plugins().join("hello/hello.wasm")).unwrap()
@@ -196,7 +200,7 @@ async fn next_change(changes: &mut mpsc::UnboundedReceiver<()>) {
 
 #[tokio::test]
 async fn upload_call_and_remove_with_clients_told_each_time() {
-    let server = TestServer::start_in_copy(HELLO_ONLY, |_| {}).await;
+    let server = TestServer::start_in_copy(HELLO, |_| {}).await;
     let admin = Admin::new(&server);
     let (client, mut changes) = listening_client(&server).await;
     assert_eq!(client.list_all_tools().await.unwrap().len(), 1);
@@ -227,7 +231,7 @@ async fn upload_call_and_remove_with_clients_told_each_time() {
     assert!(yaml.contains("name: greeter"), "{yaml}");
     assert_eq!(
         std::fs::read_to_string(server.root().join("plugins.yml.bak")).unwrap(),
-        HELLO_ONLY,
+        HELLO,
         "the previous plugins.yml is kept"
     );
     let tools = client.list_all_tools().await.unwrap();
@@ -258,7 +262,7 @@ async fn upload_call_and_remove_with_clients_told_each_time() {
 async fn wasimancer_publish_scripts_work_unchanged() {
     // bucket/calc/publish.sh: path ./bucket/…, ?dir= named from the working
     // directory, pretty-printed JSON in pluginData.
-    let server = TestServer::start_in_copy(HELLO_ONLY, |_| {}).await;
+    let server = TestServer::start_in_copy(HELLO, |_| {}).await;
     let admin = Admin::new(&server);
     let data = serde_json::to_string_pretty(&json!({
         "name": "calc",
@@ -296,7 +300,7 @@ async fn wasimancer_publish_scripts_work_unchanged() {
 
 #[tokio::test]
 async fn refused_requests_change_nothing_on_disk_or_in_the_server() {
-    let server = TestServer::start_in_copy(HELLO_ONLY, |_| {}).await;
+    let server = TestServer::start_in_copy(HELLO, |_| {}).await;
     let admin = Admin::new(&server);
     let before = files(server.root());
     let tools_before = server.server.registry.snapshot().tools.len();
@@ -638,7 +642,7 @@ async fn refused_requests_change_nothing_on_disk_or_in_the_server() {
 #[tokio::test]
 async fn update_replaces_the_module_and_list_shows_the_state() {
     let yaml = format!(
-        "{HELLO_ONLY}  - name: broken\n    path: gone/gone.wasm\n    functions:\n      - function: nothing\n"
+        "{HELLO}  - name: broken\n    path: gone/gone.wasm\n    functions:\n      - function: nothing\n"
     );
     let server = TestServer::start_in_copy(&yaml, |_| {}).await;
     let admin = Admin::new(&server);
@@ -700,13 +704,11 @@ async fn update_replaces_the_module_and_list_shows_the_state() {
 
 #[tokio::test]
 async fn reload_applies_plugins_yml_edits_and_keeps_serving_on_failure() {
-    let server = TestServer::start_in_copy(HELLO_ONLY, |_| {}).await;
+    let server = TestServer::start_in_copy(HELLO, |_| {}).await;
     let admin = Admin::new(&server);
     let catalog = server.root().join("plugins.yml");
     // Add a plugin by editing the file, then ask for a reload.
-    let added = format!(
-        "{HELLO_ONLY}  - name: addition\n    path: addition/addition.wasm\n    wasi: false\n    functions:\n      - function: add\n        arguments:\n          - name: left\n            type: number\n          - name: right\n            type: number\n"
-    );
+    let added = with_addition();
     std::fs::write(&catalog, &added).unwrap();
     let (status, body) = admin
         .send(reqwest::Method::POST, "/reload", Some(ADMIN_TOKEN), None)
@@ -742,7 +744,7 @@ async fn reload_applies_plugins_yml_edits_and_keeps_serving_on_failure() {
 
 #[tokio::test]
 async fn two_uploads_at_once_both_land_in_plugins_yml() {
-    let server = TestServer::start_in_copy(HELLO_ONLY, |_| {}).await;
+    let server = TestServer::start_in_copy(HELLO, |_| {}).await;
     let admin = Arc::new(Admin::new(&server));
     let mut uploads = Vec::new();
     for name in ["one", "two", "three", "four"] {
@@ -776,7 +778,7 @@ async fn two_uploads_at_once_both_land_in_plugins_yml() {
 
 #[tokio::test]
 async fn twenty_replacements_under_load_fail_no_call() {
-    let server = TestServer::start_in_copy(HELLO_ONLY, |_| {}).await;
+    let server = TestServer::start_in_copy(HELLO, |_| {}).await;
     let admin = Admin::new(&server);
     let (status, body) = admin
         .upload(
@@ -839,7 +841,7 @@ async fn twenty_replacements_under_load_fail_no_call() {
 
 #[tokio::test]
 async fn subscriptions_listen_delivers_list_changed_for_2026_07_28() {
-    let server = TestServer::start_in_copy(HELLO_ONLY, |_| {}).await;
+    let server = TestServer::start_in_copy(HELLO, |_| {}).await;
     let admin = Admin::new(&server);
     let body = rpc(
         7,
@@ -908,7 +910,7 @@ async fn wait_for_change(events: &mut wasimancer::events::EventReader, kind: Cha
 
 #[tokio::test]
 async fn watch_mode_reloads_what_changes_on_disk() {
-    let server = TestServer::start_in_copy(HELLO_ONLY, |s| s.watch = true).await;
+    let server = TestServer::start_in_copy(HELLO, |s| s.watch = true).await;
     let mut events = server.events();
     let client = server.client().await;
     // A new module copied over the old one.
@@ -931,9 +933,7 @@ async fn watch_mode_reloads_what_changes_on_disk() {
     let catalog = server.root().join("plugins.yml");
     std::fs::write(&module, hello_wasm()).unwrap();
     wait_for_change(&mut events, Change::Replaced).await;
-    let added = format!(
-        "{HELLO_ONLY}  - name: addition\n    path: addition/addition.wasm\n    wasi: false\n    functions:\n      - function: add\n        arguments:\n          - name: left\n            type: number\n          - name: right\n            type: number\n"
-    );
+    let added = with_addition();
     std::fs::write(&catalog, added).unwrap();
     wait_for_change(&mut events, Change::Added).await;
     assert_eq!(

@@ -231,6 +231,27 @@ pub async fn connect(
     info.serve(transport).await
 }
 
+/// plugins.yml with only the hello plugin.
+pub const HELLO: &str = r#"
+plugins:
+  - name: hello
+    path: hello/hello.wasm
+    wasi: false
+    functions:
+      - displayName: say hello
+        function: say_hello
+        arguments:
+          - name: name
+            type: string
+"#;
+
+/// Close a client shared between tasks once they are done with it.
+pub async fn close(client: std::sync::Arc<RunningService<RoleClient, ClientConfig>>) {
+    if let Ok(client) = std::sync::Arc::try_unwrap(client) {
+        let _ = client.cancel().await;
+    }
+}
+
 /// Call `tool` with `arguments` and return the result.
 pub async fn call(
     client: &RunningService<RoleClient, ClientConfig>,

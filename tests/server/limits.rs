@@ -44,8 +44,9 @@ async fn an_endless_loop_stops_at_its_timeout_while_other_calls_to_the_plugin_su
         let client = Arc::clone(&client);
         tokio::spawn(async move { call(&client, "spin", json!({})).await })
     };
-    // Keep the three other instances busy with short calls until the loop
-    // has been stopped: some of them are running at the moment it is.
+    // Keep the three other instances busy with calls of ~20 ms until the loop
+    // has been stopped: they spend most of their time inside the plugin, so
+    // some of them are running at the moment it is stopped.
     let stop = Arc::new(AtomicBool::new(false));
     let mut workers = Vec::new();
     for _ in 0..3 {
@@ -54,7 +55,7 @@ async fn an_endless_loop_stops_at_its_timeout_while_other_calls_to_the_plugin_su
         workers.push(tokio::spawn(async move {
             let mut answers = Vec::new();
             while !stop.load(Ordering::SeqCst) {
-                answers.push(call(&client, "work", json!({"iterations": 300_000})).await);
+                answers.push(call(&client, "work", json!({"iterations": 10_000_000})).await);
             }
             answers
         }));
@@ -93,12 +94,7 @@ async fn an_endless_loop_stops_at_its_timeout_while_other_calls_to_the_plugin_su
             .filter(|r| &*r.tool == "work")
             .all(|r| kind(r).is_none())
     );
-    Arc::try_unwrap(client)
-        .ok()
-        .unwrap()
-        .cancel()
-        .await
-        .unwrap();
+    close(client).await;
 }
 
 #[tokio::test]
@@ -175,12 +171,7 @@ async fn sixty_four_concurrent_calls_are_all_answered_and_calls_to_one_plugin_ov
         "more calls ran at once than there are instances: {most}"
     );
     for client in clients {
-        Arc::try_unwrap(client)
-            .ok()
-            .unwrap()
-            .cancel()
-            .await
-            .unwrap();
+        close(client).await;
     }
 }
 
@@ -212,10 +203,5 @@ async fn a_call_that_finds_every_instance_busy_is_refused_after_the_queue_timeou
     assert!(error_text(&spinning.await.unwrap()).contains("stopped after"));
     // Once free, the instance serves again.
     assert_eq!(ok_text(&call(&client, "echo", json!({})).await), "{}");
-    Arc::try_unwrap(client)
-        .ok()
-        .unwrap()
-        .cancel()
-        .await
-        .unwrap();
+    close(client).await;
 }

@@ -5,19 +5,6 @@ use serde_json::{Value, json};
 
 use crate::common::*;
 
-const HELLO: &str = r#"
-plugins:
-  - name: hello
-    path: hello/hello.wasm
-    wasi: false
-    functions:
-      - displayName: say hello
-        function: say_hello
-        arguments:
-          - name: name
-            type: string
-"#;
-
 fn initialize(version: &str) -> String {
     rpc(
         1,

@@ -5,19 +5,6 @@ use wasimancer::http::{AllowList, Token};
 
 use crate::common::*;
 
-const HELLO: &str = r#"
-plugins:
-  - name: hello
-    path: hello/hello.wasm
-    wasi: false
-    functions:
-      - displayName: say hello
-        function: say_hello
-        arguments:
-          - name: name
-            type: string
-"#;
-
 fn list_tools() -> String {
     rpc(1, "tools/list", json!({}))
 }
