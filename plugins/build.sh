@@ -25,8 +25,9 @@ declare -A TARGETS=(
   [addition]=wasm32-unknown-unknown
   [config-reader]=wasm32-unknown-unknown
   [faults]=wasm32-unknown-unknown
+  [sandbox]=wasm32-wasip1
 )
-ALL=(roll-dice hello addition config-reader faults)
+ALL=(roll-dice hello addition config-reader faults sandbox)
 
 die() { echo "build.sh: error: $*" >&2; exit 1; }
 

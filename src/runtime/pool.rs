@@ -69,37 +69,43 @@ impl Slot {
             }
         };
         let result = match instance.call_get_error_code::<&[u8], &[u8]>(function, input) {
-            Ok(output) if output.len() > limits.max_output_bytes => Err(CallFailure::new(
-                FailureKind::OutputTooLarge,
-                format!(
-                    "`{function}` returned {} bytes, more than the {} bytes this server hands back; ask for less output (the operator can raise --max-output-bytes)",
-                    output.len(),
-                    limits.max_output_bytes
+            Ok(output) if output.len() > limits.max_output_bytes => Err((
+                CallFailure::new(
+                    FailureKind::OutputTooLarge,
+                    format!(
+                        "`{function}` returned {} bytes, more than the {} bytes this server hands back; ask for less output (the operator can raise --max-output-bytes)",
+                        output.len(),
+                        limits.max_output_bytes
+                    ),
                 ),
+                false,
             )),
             Ok(output) => Ok(output.to_vec()),
             Err((error, code)) => Err(classify(&error, code, function, limits)),
         };
-        if let Err(failure) = &result
-            && discards_instance(failure.kind)
-        {
+        if let Err((_, true)) = &result {
             // Guest memory survives a trap or a timeout: a plugin stopped half
             // way may carry broken state, so the next call gets a new instance.
             // Making it now keeps the next call warm.
             self.instance = Plugin::new_from_compiled(&self.compiled).ok();
         }
-        result
+        result.map_err(|(failure, _)| failure)
     }
 }
 
-fn discards_instance(kind: FailureKind) -> bool {
-    !matches!(kind, FailureKind::PluginError | FailureKind::OutputTooLarge)
-}
-
-fn classify(error: &extism::Error, code: i32, function: &str, limits: &Limits) -> CallFailure {
+/// What went wrong, and whether the instance must be thrown away: anything
+/// that stopped the guest half way (a trap, a timeout, running out of memory,
+/// a refused host call) may have left its memory broken; an error the plugin
+/// returned itself did not.
+fn classify(
+    error: &extism::Error,
+    code: i32,
+    function: &str,
+    limits: &Limits,
+) -> (CallFailure, bool) {
     let text = error.to_string();
     let plugin = &limits.plugin;
-    match text.as_str() {
+    let failure = match text.as_str() {
         "timeout" => CallFailure::new(
             FailureKind::Timeout,
             format!(
@@ -121,8 +127,18 @@ fn classify(error: &extism::Error, code: i32, function: &str, limits: &Limits) -
                 first_line(&error.root_cause().to_string())
             ),
         ),
-        _ => CallFailure::new(FailureKind::PluginError, text),
-    }
+        // A host call refused by the sandbox (a host not in allowed_hosts…)
+        // surfaces as an aborted execution, its reason at the root.
+        _ if text.starts_with("error while executing") => CallFailure::new(
+            FailureKind::PluginError,
+            format!(
+                "`{function}` was stopped: {}",
+                first_line(&error.root_cause().to_string())
+            ),
+        ),
+        _ => return (CallFailure::new(FailureKind::PluginError, text), false),
+    };
+    (failure, true)
 }
 
 /// The idle list stays consistent even if a thread panicked while holding

@@ -172,7 +172,14 @@ impl TestServer {
     pub async fn start_in_copy(yaml: &str, adjust: impl FnOnce(&mut Settings)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let plugins = dir.path().join("plugins");
-        for name in ["roll-dice", "hello", "addition", "config-reader", "faults"] {
+        for name in [
+            "roll-dice",
+            "hello",
+            "addition",
+            "config-reader",
+            "faults",
+            "sandbox",
+        ] {
             let from = repo_plugins().join(name);
             std::fs::create_dir_all(plugins.join(name)).unwrap();
             for file in std::fs::read_dir(&from).unwrap() {

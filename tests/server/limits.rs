@@ -205,3 +205,79 @@ async fn a_call_that_finds_every_instance_busy_is_refused_after_the_queue_timeou
     assert_eq!(ok_text(&call(&client, "echo", json!({})).await), "{}");
     close(client).await;
 }
+
+/// The sandbox plugin twice: without grants, and with a host and a folder.
+const SANDBOX: &str = r#"
+plugins:
+  - name: closed
+    path: sandbox/sandbox.wasm
+    functions:
+      - displayName: fetch_closed
+        function: fetch
+        arguments:
+          - name: url
+            type: string
+      - displayName: read_closed
+        function: read_file
+        arguments:
+          - name: path
+            type: string
+  - name: open
+    path: sandbox/sandbox.wasm
+    allowed_hosts: [127.0.0.1]
+    allowed_paths:
+      "ro:data": /data
+    functions:
+      - displayName: fetch_open
+        function: fetch
+        arguments:
+          - name: url
+            type: string
+      - displayName: read_open
+        function: read_file
+        arguments:
+          - name: path
+            type: string
+"#;
+
+#[tokio::test]
+async fn plugins_reach_no_host_and_no_file_unless_granted() {
+    let server = TestServer::start_in_copy(SANDBOX, |settings| {
+        let data = settings.registry.runtime.plugins_dir.join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::write(data.join("note.txt"), "granted content").unwrap();
+    })
+    .await;
+    // A web server on loopback for the plugin to call.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let web = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let app = axum::Router::new().route("/", axum::routing::get(|| async { "pong" }));
+        axum::serve(listener, app).await.unwrap();
+    });
+    let url = format!("http://{web}/");
+    let client = server.client().await;
+
+    let refused = error_text(&call(&client, "fetch_closed", json!({ "url": url })).await);
+    assert!(refused.contains("is not allowed"), "{refused}");
+    assert_eq!(
+        ok_text(&call(&client, "fetch_open", json!({ "url": url })).await),
+        "200 pong"
+    );
+    // The grant is for that host only.
+    let other = format!("http://localhost:{}/", web.port());
+    let refused = error_text(&call(&client, "fetch_open", json!({ "url": other })).await);
+    assert!(refused.contains("is not allowed"), "{refused}");
+
+    let refused =
+        error_text(&call(&client, "read_closed", json!({"path": "/data/note.txt"})).await);
+    assert!(refused.contains("cannot read /data/note.txt"), "{refused}");
+    assert_eq!(
+        ok_text(&call(&client, "read_open", json!({"path": "/data/note.txt"})).await),
+        "granted content"
+    );
+    // Nothing outside the granted folder is visible.
+    let refused = error_text(&call(&client, "read_open", json!({"path": "/etc/passwd"})).await);
+    assert!(refused.contains("cannot read /etc/passwd"), "{refused}");
+    client.cancel().await.unwrap();
+}
