@@ -35,8 +35,9 @@ use crate::runtime::{CallFailure, FailureKind, LoadedPlugin, RuntimeSettings};
 
 /// How many finished calls keep their full arguments and output for the console.
 const CALL_DETAILS_KEPT: usize = 1000;
-/// The most of one payload kept in the call details.
-const CALL_DETAIL_BYTES: usize = 64 * 1024;
+/// The most of one payload kept in the call details: with the count above,
+/// at most 32 MiB in all.
+const CALL_DETAIL_BYTES: usize = 16 * 1024;
 
 /// The state of one declared plugin.
 #[derive(Clone)]
