@@ -1,6 +1,10 @@
 //! Where the server log goes: stderr or a file when headless; a buffer the
 //! console shows in a pane (and optionally a file) when the console is up,
 //! because nothing may be printed over the console's screen.
+//!
+//! Writing to stderr or a file goes through a background thread with a
+//! bounded queue that drops lines when full: a stalled reader (a paused
+//! pager, a stuck journal) must never block the server's threads.
 
 use std::collections::VecDeque;
 use std::io::{self, Write};
@@ -8,6 +12,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
+use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
@@ -105,8 +110,14 @@ pub enum LogTarget<'a> {
     Console(LogBuffer, Option<&'a Path>),
 }
 
+/// Keeps the background log writer alive; dropping it flushes what is queued.
+#[must_use = "the log stops when this is dropped"]
+pub struct LogGuard {
+    _writer: Option<WorkerGuard>,
+}
+
 /// Install the global logger. `RUST_LOG` overrides `default_filter`.
-pub fn init(default_filter: &str, target: LogTarget<'_>) -> anyhow::Result<()> {
+pub fn init(default_filter: &str, target: LogTarget<'_>) -> anyhow::Result<LogGuard> {
     let filter =
         || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let open = |path: &Path| {
@@ -114,7 +125,7 @@ pub fn init(default_filter: &str, target: LogTarget<'_>) -> anyhow::Result<()> {
             .create(true)
             .append(true)
             .open(path)
-            .map(Mutex::new)
+            .map(tracing_appender::non_blocking)
             .with_context(|| format!("cannot open the log file {}", path.display()))
     };
     let registry = tracing_subscriber::registry().with(filter());
@@ -122,25 +133,36 @@ pub fn init(default_filter: &str, target: LogTarget<'_>) -> anyhow::Result<()> {
         LogTarget::Stderr => {
             use std::io::IsTerminal;
             let colour = io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            let (writer, guard) = tracing_appender::non_blocking(io::stderr());
             registry
                 .with(
                     tracing_subscriber::fmt::layer()
                         .with_ansi(colour)
-                        .with_writer(io::stderr),
+                        .with_writer(writer),
                 )
                 .init();
+            Ok(LogGuard {
+                _writer: Some(guard),
+            })
         }
         LogTarget::File(path) => {
+            let (writer, guard) = open(path)?;
             registry
                 .with(
                     tracing_subscriber::fmt::layer()
                         .with_ansi(false)
-                        .with_writer(open(path)?),
+                        .with_writer(writer),
                 )
                 .init();
+            Ok(LogGuard {
+                _writer: Some(guard),
+            })
         }
         LogTarget::Console(buffer, file) => {
-            let file = file.map(open).transpose()?;
+            let (file, guard) = match file.map(open).transpose()? {
+                Some((writer, guard)) => (Some(writer), Some(guard)),
+                None => (None, None),
+            };
             registry
                 .with(
                     tracing_subscriber::fmt::layer()
@@ -155,9 +177,9 @@ pub fn init(default_filter: &str, target: LogTarget<'_>) -> anyhow::Result<()> {
                         .with_writer(file)
                 }))
                 .init();
+            Ok(LogGuard { _writer: guard })
         }
     }
-    Ok(())
 }
 
 #[cfg(test)]

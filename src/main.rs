@@ -48,7 +48,7 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Some(Command::Call { tool, arguments }) => {
-            logging::init(QUIET_LOG_FILTER, LogTarget::Stderr)?;
+            let _log = logging::init(QUIET_LOG_FILTER, LogTarget::Stderr)?;
             match call::run(&cli.plugins, tool, arguments).await {
                 Ok(output) => {
                     println!("{output}");
@@ -61,7 +61,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Some(Command::Check) => {
-            logging::init(QUIET_LOG_FILTER, LogTarget::Stderr)?;
+            let _log = logging::init(QUIET_LOG_FILTER, LogTarget::Stderr)?;
             let report = check::run(&cli.plugins).await;
             print!("{}", report.render());
             Ok(if report.is_ok() {
@@ -80,7 +80,7 @@ async fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
         !args.headless && std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let log = LogBuffer::default();
     let log_file = args.log_file.as_deref();
-    logging::init(
+    let _log = logging::init(
         DEFAULT_LOG_FILTER,
         match (with_console, log_file) {
             (true, file) => LogTarget::Console(log.clone(), file),

@@ -203,7 +203,8 @@ fn help_shows_every_setting_with_its_variable() {
     }
 }
 
-/// A headless server: the process and its stderr lines as they come.
+/// A headless server: the process and its stderr lines as they come. It is
+/// killed when dropped, so a failing test leaves no server behind.
 struct Headless {
     child: Child,
     lines: mpsc::Receiver<String>,
@@ -249,7 +250,7 @@ impl Headless {
     }
 
     /// Stop with SIGTERM and return everything it printed.
-    fn stop(mut self) -> String {
+    fn stop(&mut self) -> String {
         // SIGTERM, as systemd sends it.
         let _ = Command::new("kill")
             .arg(self.child.id().to_string())
@@ -263,6 +264,13 @@ impl Headless {
             self.seen.push(line);
         }
         self.seen.join("\n")
+    }
+}
+
+impl Drop for Headless {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
