@@ -1,0 +1,625 @@
+//! `App::update` from sequences of events: no terminal, no I/O.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ratatui::crossterm::event::{KeyCode, KeyModifiers};
+use serde_json::json;
+
+use super::*;
+use crate::console::testing::{self, app, counters, ctrl, key, keys, press, type_text};
+use crate::events::{CallEvent, CallSource, CallStatus, LifecycleEvent};
+use crate::registry::{CallReply, PluginChange};
+use crate::runtime::{CallFailure, FailureKind};
+
+fn selected_row(app: &App) -> PluginRow {
+    app.plugins.rows[app.plugins.selected]
+}
+
+fn selected_name(app: &App) -> String {
+    let snapshot = app.plugins.snapshot.as_ref().unwrap();
+    let row = selected_row(app);
+    let entry = &snapshot.plugins[row.plugin()];
+    match row {
+        PluginRow::Function { function, .. } => served_functions(entry)[function].tool_name(),
+        _ => entry.spec.name.clone(),
+    }
+}
+
+fn form(app: &App) -> &CallForm {
+    app.open_form().expect("a form is open")
+}
+
+fn visible_call_ids(app: &App) -> Vec<u64> {
+    app.calls
+        .visible_rows(app.calls_height())
+        .map(|(_, row)| row.call().id)
+        .collect()
+}
+
+/// Open the form of `rollDice` (the second row).
+fn open_roll_dice(app: &mut App) {
+    keys(app, "j");
+    assert_eq!(app.update(key(KeyCode::Enter)), None);
+    assert_eq!(form(app).tool.name.as_ref(), "rollDice");
+}
+
+fn new_call(id: u64, tool: &str, ok: bool) -> ConsoleEvent {
+    ConsoleEvent::Server(Arc::new(ServerEvent::Call(CallEvent {
+        id,
+        started: testing::wall(100 + id),
+        source: CallSource::Console,
+        tool: tool.into(),
+        plugin: "roll-dice".into(),
+        arguments: "{}".into(),
+        status: if ok {
+            CallStatus::Ok {
+                preview: "4".into(),
+            }
+        } else {
+            CallStatus::Error {
+                kind: FailureKind::Trap,
+                message: "boom".into(),
+            }
+        },
+        duration: Duration::from_millis(1),
+        overlapping: 1,
+    })))
+}
+
+#[test]
+fn the_plugin_list_moves_over_plugins_and_functions_and_skips_reasons() {
+    let mut app = app(80, 24, false);
+    assert_eq!(app.focus, Pane::Plugins);
+    assert_eq!(selected_name(&app), "roll-dice");
+    keys(&mut app, "j");
+    assert_eq!(selected_name(&app), "rollDice");
+    keys(&mut app, "j");
+    assert_eq!(selected_name(&app), "hello");
+    // hello is stale: the row after it is its reason, which is skipped.
+    keys(&mut app, "j");
+    assert_eq!(selected_name(&app), "say_hello");
+    keys(&mut app, "k");
+    assert_eq!(selected_name(&app), "hello");
+    keys(&mut app, "G");
+    assert_eq!(selected_name(&app), "forecast");
+    keys(&mut app, "g");
+    assert_eq!(selected_name(&app), "roll-dice");
+    app.update(key(KeyCode::Down));
+    assert_eq!(selected_name(&app), "rollDice");
+    app.update(key(KeyCode::Up));
+    assert_eq!(selected_name(&app), "roll-dice");
+}
+
+#[test]
+fn panes_change_with_tab_shift_tab_and_numbers() {
+    let mut app = app(80, 24, false);
+    app.update(key(KeyCode::Tab));
+    assert_eq!(app.focus, Pane::Calls);
+    app.update(key(KeyCode::Tab));
+    assert_eq!(app.focus, Pane::Log);
+    app.update(key(KeyCode::Tab));
+    assert_eq!(app.focus, Pane::Plugins);
+    app.update(key(KeyCode::BackTab));
+    assert_eq!(app.focus, Pane::Log);
+    keys(&mut app, "2");
+    assert_eq!(app.focus, Pane::Calls);
+    keys(&mut app, "1");
+    assert_eq!(app.focus, Pane::Plugins);
+    keys(&mut app, "3");
+    assert_eq!(app.focus, Pane::Log);
+}
+
+#[test]
+fn key_releases_are_ignored() {
+    let mut app = app(80, 24, false);
+    let mut release = press(KeyCode::Char('j'), KeyModifiers::NONE);
+    release.kind = ratatui::crossterm::event::KeyEventKind::Release;
+    app.update(ConsoleEvent::Key(release));
+    assert_eq!(selected_name(&app), "roll-dice");
+}
+
+#[test]
+fn the_form_starts_from_a_skeleton_in_declared_order() {
+    let mut app = app(80, 24, false);
+    open_roll_dice(&mut app);
+    assert_eq!(
+        form(&app).text(),
+        "{\n  \"numFaces\": 0,\n  \"numDice\": 0\n}"
+    );
+    assert_eq!(form(&app).validation, Validation::Valid);
+}
+
+#[test]
+fn the_form_validates_as_the_operator_types() {
+    let mut app = app(80, 24, false);
+    open_roll_dice(&mut app);
+    // Break the JSON: a stray character on line 2.
+    app.update(key(KeyCode::Down));
+    app.update(key(KeyCode::End));
+    type_text(&mut app, "x");
+    match &form(&app).validation {
+        Validation::Syntax { line, column, .. } => assert_eq!((*line, *column), (2, 17)),
+        other => panic!("expected a syntax error, got {other:?}"),
+    }
+    app.update(key(KeyCode::Backspace));
+    assert_eq!(form(&app).validation, Validation::Valid);
+    // Well-formed, but a string where an integer is expected.
+    app.update(key(KeyCode::Left));
+    app.update(key(KeyCode::Backspace));
+    type_text(&mut app, "\"six\"");
+    match &form(&app).validation {
+        Validation::Schema(message) => {
+            assert!(
+                message.contains("`numFaces` must be an integer"),
+                "{message}"
+            )
+        }
+        other => panic!("expected a schema error, got {other:?}"),
+    }
+}
+
+#[test]
+fn keys_the_keymap_claims_never_reach_the_editor_and_others_do() {
+    let mut app = app(80, 24, false);
+    open_roll_dice(&mut app);
+    // `q`, `j`, `1` and Enter are text in the editor.
+    app.update(key(KeyCode::Right));
+    assert_eq!(keys(&mut app, "qj1"), []);
+    app.update(key(KeyCode::Enter));
+    assert!(
+        form(&app).text().starts_with("{qj1\n"),
+        "{}",
+        form(&app).text()
+    );
+    assert!(app.form.is_some());
+    // Ctrl-C is not the editor's copy: it quits (no call in flight).
+    assert_eq!(app.update(ctrl('c')), Some(Action::Quit));
+}
+
+#[test]
+fn ctrl_s_sends_valid_arguments_and_the_result_shows_pretty() {
+    let mut app = app(80, 24, false);
+    keys(&mut app, "jjjjj");
+    assert_eq!(selected_name(&app), "add");
+    app.update(key(KeyCode::Enter));
+    let action = app.update(ctrl('s'));
+    let Some(Action::Call {
+        tool,
+        request,
+        arguments,
+    }) = action
+    else {
+        panic!("expected a call, got {action:?}");
+    };
+    assert_eq!(tool, "add");
+    assert_eq!(
+        serde_json::Value::Object(arguments),
+        json!({"left": 0, "right": 0})
+    );
+    assert_eq!(form(&app).outcome, Some(FormOutcome::Pending));
+    app.update(ConsoleEvent::CallFinished {
+        tool: "add".into(),
+        request,
+        result: Ok(CallReply {
+            call_id: 42,
+            text: r#"{"result":0}"#.into(),
+        }),
+    });
+    assert_eq!(
+        form(&app).outcome,
+        Some(FormOutcome::Ok {
+            call_id: 42,
+            text: "{\n  \"result\": 0\n}".into()
+        })
+    );
+}
+
+#[test]
+fn failures_show_under_the_editor_and_stale_results_are_ignored() {
+    let mut app = app(80, 24, false);
+    open_roll_dice(&mut app);
+    let Some(Action::Call { request: first, .. }) = app.update(ctrl('s')) else {
+        panic!("expected a call");
+    };
+    let Some(Action::Call {
+        request: second, ..
+    }) = app.update(ctrl('s'))
+    else {
+        panic!("expected a call");
+    };
+    app.update(ConsoleEvent::CallFinished {
+        tool: "rollDice".into(),
+        request: second,
+        result: Err(CallFailure::new(
+            FailureKind::PluginError,
+            "numDice must be an integer between 1 and 1000 (got 0)",
+        )),
+    });
+    // The first call's answer comes late: the form keeps the latest.
+    app.update(ConsoleEvent::CallFinished {
+        tool: "rollDice".into(),
+        request: first,
+        result: Ok(CallReply {
+            call_id: 1,
+            text: "3".into(),
+        }),
+    });
+    assert!(matches!(
+        form(&app).outcome,
+        Some(FormOutcome::Failed {
+            kind: FailureKind::PluginError,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn invalid_arguments_are_not_sent() {
+    let mut app = app(80, 24, false);
+    open_roll_dice(&mut app);
+    type_text(&mut app, "oops");
+    assert_eq!(app.update(ctrl('s')), None);
+    let notice = app.notice.clone().expect("a notice says why");
+    assert!(notice.is_error);
+    assert!(notice.text.contains("line 1, column 1"), "{}", notice.text);
+}
+
+#[test]
+fn esc_leaves_the_form_and_keeps_the_draft_per_function() {
+    let mut app = app(80, 24, false);
+    open_roll_dice(&mut app);
+    app.update(key(KeyCode::Down));
+    app.update(key(KeyCode::End));
+    app.update(key(KeyCode::Left));
+    app.update(key(KeyCode::Backspace));
+    type_text(&mut app, "20");
+    let draft = form(&app).text();
+    app.update(key(KeyCode::Esc));
+    assert!(app.form.is_none());
+    // Another function has its own draft.
+    keys(&mut app, "jjjj");
+    assert_eq!(selected_name(&app), "add");
+    app.update(key(KeyCode::Enter));
+    assert!(form(&app).text().contains("\"left\""));
+    app.update(key(KeyCode::Esc));
+    keys(&mut app, "g");
+    open_roll_dice(&mut app);
+    assert_eq!(form(&app).text(), draft);
+    // Ctrl-R resets to the skeleton; Ctrl-U (the editor's undo) brings the
+    // draft back.
+    app.update(ctrl('r'));
+    assert!(form(&app).text().contains("\"numFaces\": 0"));
+    app.update(ctrl('u'));
+    app.update(ctrl('u'));
+    assert_eq!(form(&app).text(), draft);
+}
+
+#[test]
+fn previous_arguments_come_back_with_ctrl_p_and_ctrl_n() {
+    let mut app = app(80, 24, false);
+    open_roll_dice(&mut app);
+    let first = form(&app).text();
+    app.update(ctrl('s'));
+    app.update(ctrl('r'));
+    app.update(key(KeyCode::Down));
+    app.update(key(KeyCode::End));
+    app.update(key(KeyCode::Left));
+    app.update(key(KeyCode::Backspace));
+    type_text(&mut app, "8");
+    let second = form(&app).text();
+    app.update(ctrl('s'));
+    type_text(&mut app, " ");
+    let draft = form(&app).text();
+    app.update(ctrl('p'));
+    assert_eq!(form(&app).text(), second);
+    assert_eq!(form(&app).history_place(), Some((2, 2)));
+    app.update(ctrl('p'));
+    assert_eq!(form(&app).text(), first);
+    app.update(ctrl('p'));
+    assert_eq!(form(&app).text(), first, "nothing older");
+    app.update(ctrl('n'));
+    app.update(ctrl('n'));
+    assert_eq!(form(&app).text(), draft, "back to the draft");
+}
+
+#[test]
+fn pasted_text_goes_into_the_editor_with_its_line_breaks() {
+    let mut app = app(80, 24, false);
+    open_roll_dice(&mut app);
+    // Terminals send the pasted line breaks as CR.
+    app.update(ConsoleEvent::Paste(
+        "{\"numFaces\": 6,\r\n \"numDice\": 2}\r".into(),
+    ));
+    assert!(
+        form(&app)
+            .text()
+            .starts_with("{\"numFaces\": 6,\n \"numDice\": 2}\n{"),
+        "{}",
+        form(&app).text()
+    );
+    // Outside the editor and the filter prompt, a paste does nothing.
+    app.update(key(KeyCode::Esc));
+    app.update(ConsoleEvent::Paste("q".into()));
+    assert!(app.overlay.is_none());
+}
+
+#[test]
+fn enter_on_a_function_of_a_failed_plugin_says_why_it_cannot_be_called() {
+    let mut app = app(80, 24, false);
+    keys(&mut app, "G");
+    assert_eq!(selected_name(&app), "forecast");
+    app.update(key(KeyCode::Enter));
+    assert!(app.form.is_none());
+    let notice = app.notice.clone().expect("a notice");
+    assert!(
+        notice.text.contains("weather failed to load"),
+        "{}",
+        notice.text
+    );
+    // Enter on the plugin shows its details, with the reason.
+    keys(&mut app, "k");
+    app.update(key(KeyCode::Enter));
+    assert!(
+        matches!(app.overlay, Some(Overlay::PluginDetail { ref plugin, .. }) if plugin == "weather")
+    );
+}
+
+#[test]
+fn r_reloads_the_selected_plugin_and_the_result_is_shown() {
+    let mut app = app(80, 24, false);
+    keys(&mut app, "j");
+    assert_eq!(
+        keys(&mut app, "r"),
+        [Action::ReloadPlugin("roll-dice".into())]
+    );
+    assert!(app.plugins.reloading.contains("roll-dice"));
+    app.update(ConsoleEvent::ReloadFinished {
+        plugin: Some("roll-dice".into()),
+        result: Ok(ChangeReport {
+            changes: vec![PluginChange {
+                plugin: "roll-dice".into(),
+                change: Change::Replaced,
+                message: "reloaded with 1 instance in 10 ms".into(),
+            }],
+        }),
+    });
+    assert!(app.plugins.reloading.is_empty());
+    assert!(matches!(app.overlay, Some(Overlay::Report(_))));
+    app.update(key(KeyCode::Esc));
+    assert!(app.overlay.is_none());
+    assert_eq!(keys(&mut app, "R"), [Action::ReloadAll]);
+}
+
+#[test]
+fn lifecycle_events_mark_plugins_as_reloading() {
+    let mut app = app(80, 24, false);
+    let event = |change| {
+        ConsoleEvent::Server(Arc::new(ServerEvent::Lifecycle(LifecycleEvent {
+            at: testing::wall(0),
+            origin: "admin API".into(),
+            plugin: Some("addition".into()),
+            change,
+            message: String::new(),
+        })))
+    };
+    app.update(event(Change::Reloading));
+    assert!(app.plugins.reloading.contains("addition"));
+    app.update(event(Change::Replaced));
+    assert!(app.plugins.reloading.is_empty());
+}
+
+#[test]
+fn a_new_snapshot_keeps_the_selection_on_the_same_row() {
+    let mut app = app(80, 24, false);
+    keys(&mut app, "jjj");
+    assert_eq!(selected_name(&app), "say_hello");
+    app.update(ConsoleEvent::Snapshot(testing::snapshot()));
+    assert_eq!(selected_name(&app), "say_hello");
+}
+
+#[test]
+fn the_call_log_follows_until_scrolled_and_f_toggles() {
+    let mut app = app(80, 24, false);
+    keys(&mut app, "2");
+    assert!(app.calls.follow);
+    keys(&mut app, "k");
+    assert!(!app.calls.follow);
+    assert_eq!(app.calls.selected_row().unwrap().call().id, 5);
+    // More calls than the view holds arrive: the view does not scroll.
+    let before = visible_call_ids(&app);
+    for id in 7..40 {
+        app.update(new_call(id, "rollDice", true));
+    }
+    assert_eq!(app.calls.selected_row().unwrap().call().id, 5);
+    assert_eq!(
+        visible_call_ids(&app)[0],
+        before[0],
+        "a frozen view stays put"
+    );
+    keys(&mut app, "f");
+    assert!(app.calls.follow);
+    assert_eq!(visible_call_ids(&app).last(), Some(&39));
+    keys(&mut app, "f");
+    assert!(!app.calls.follow);
+    app.update(new_call(40, "rollDice", true));
+    assert_eq!(visible_call_ids(&app).last(), Some(&39));
+    keys(&mut app, "G");
+    assert!(app.calls.follow);
+    assert_eq!(visible_call_ids(&app).last(), Some(&40));
+    keys(&mut app, "g");
+    assert_eq!(app.calls.selected_row().unwrap().call().id, 1);
+}
+
+#[test]
+fn the_filter_narrows_the_log_and_esc_keeps_the_previous_one() {
+    let mut app = app(80, 24, false);
+    keys(&mut app, "2/");
+    assert!(app.filter_input.is_some());
+    // While typing, letters are text, not commands.
+    assert_eq!(keys(&mut app, "error"), []);
+    app.update(key(KeyCode::Enter));
+    assert_eq!(visible_call_ids(&app), [3, 4, 6]);
+    keys(&mut app, "/");
+    app.update(ctrl('u'));
+    keys(&mut app, "tool:add");
+    app.update(key(KeyCode::Esc));
+    assert_eq!(app.calls.filter().text(), "error");
+    keys(&mut app, "/");
+    app.update(ctrl('u'));
+    keys(&mut app, "source:mcp status:ok");
+    app.update(key(KeyCode::Enter));
+    assert_eq!(visible_call_ids(&app), [1, 5]);
+    app.update(new_call(9, "rollDice", true));
+    assert_eq!(
+        visible_call_ids(&app),
+        [1, 5],
+        "a console call does not match"
+    );
+}
+
+#[test]
+fn c_clears_the_view_only() {
+    let mut app = app(80, 24, false);
+    keys(&mut app, "2c");
+    assert_eq!(app.calls.counts(), (0, 0));
+    keys(&mut app, "3c");
+    assert!(app.log.lines.is_empty());
+    assert_eq!(app.stats.calls, 6, "the counters are the server's");
+}
+
+#[test]
+fn enter_opens_a_call_and_e_replays_it_in_the_form() {
+    let mut app = app(80, 24, false);
+    keys(&mut app, "2k");
+    assert_eq!(
+        app.update(key(KeyCode::Enter)),
+        Some(Action::FetchDetail(5))
+    );
+    assert!(matches!(app.overlay, Some(Overlay::CallDetail(ref view)) if view.loading));
+    app.update(ConsoleEvent::Detail {
+        call_id: 5,
+        detail: Some(Arc::new(CallDetail {
+            id: 5,
+            arguments: r#"{"left":2,"right":3}"#.into(),
+            output: Ok(r#"{"result":5}"#.into()),
+        })),
+    });
+    assert!(matches!(app.overlay, Some(Overlay::CallDetail(ref view)) if view.detail.is_some()));
+    keys(&mut app, "e");
+    assert!(app.overlay.is_none());
+    assert_eq!(form(&app).tool.name.as_ref(), "add");
+    assert_eq!(form(&app).text(), "{\n  \"left\": 2,\n  \"right\": 3\n}");
+}
+
+#[test]
+fn e_in_the_log_fetches_the_arguments_then_opens_the_form() {
+    let mut app = app(80, 24, false);
+    keys(&mut app, "2g");
+    assert_eq!(keys(&mut app, "e"), [Action::FetchDetail(1)]);
+    // The server no longer has the payloads: the preview serves.
+    app.update(ConsoleEvent::Detail {
+        call_id: 1,
+        detail: None,
+    });
+    assert_eq!(form(&app).tool.name.as_ref(), "rollDice");
+    assert_eq!(
+        form(&app).text(),
+        "{\n  \"numDice\": 3,\n  \"numFaces\": 6\n}"
+    );
+}
+
+#[test]
+fn q_asks_first_while_calls_are_in_flight() {
+    let mut app = app(80, 24, false);
+    assert_eq!(keys(&mut app, "q"), [Action::Quit]);
+    app.update(counters(3726, 7, 3, 2));
+    assert_eq!(keys(&mut app, "q"), []);
+    assert!(matches!(app.overlay, Some(Overlay::ConfirmQuit)));
+    assert_eq!(keys(&mut app, "n"), []);
+    assert!(app.overlay.is_none());
+    keys(&mut app, "q");
+    assert_eq!(keys(&mut app, "y"), [Action::Quit]);
+    // A second Ctrl-C confirms too.
+    let mut app = testing::app(80, 24, false);
+    app.update(counters(3726, 7, 3, 1));
+    assert_eq!(app.update(ctrl('c')), None);
+    assert_eq!(app.update(ctrl('c')), Some(Action::Quit));
+}
+
+#[test]
+fn help_opens_with_question_mark_or_f1_and_closes_with_esc() {
+    let mut app = app(80, 24, false);
+    keys(&mut app, "?");
+    assert!(matches!(app.overlay, Some(Overlay::Help { .. })));
+    keys(&mut app, "j");
+    assert!(matches!(app.overlay, Some(Overlay::Help { scroll: 1 })));
+    app.update(key(KeyCode::Esc));
+    assert!(app.overlay.is_none());
+    open_roll_dice(&mut app);
+    app.update(key(KeyCode::F(1)));
+    assert!(matches!(app.overlay, Some(Overlay::Help { .. })));
+    app.update(key(KeyCode::Esc));
+    assert!(app.form.is_some(), "Esc closed the help, not the form");
+}
+
+#[test]
+fn esc_typed_fast_before_a_key_is_still_esc_then_the_key() {
+    let mut app = app(80, 24, false);
+    open_roll_dice(&mut app);
+    // tmux delivers Esc then `2` within its escape-time as Alt-2.
+    app.update(ConsoleEvent::Key(press(
+        KeyCode::Char('2'),
+        KeyModifiers::ALT,
+    )));
+    assert!(app.form.is_none());
+    assert_eq!(app.focus, Pane::Calls);
+}
+
+#[test]
+fn ctrl_z_suspends_and_t_reveals_the_tokens() {
+    let mut app = app(80, 24, false);
+    assert_eq!(app.update(ctrl('z')), Some(Action::Suspend));
+    keys(&mut app, "t");
+    assert!(app.reveal_tokens);
+    keys(&mut app, "t");
+    assert!(!app.reveal_tokens);
+}
+
+#[test]
+fn counters_give_a_rate_and_redraw_only_when_something_shows_a_change() {
+    let mut app = app(80, 24, false);
+    assert!((app.stats.calls_per_second - 1.2).abs() < 1e-9);
+    app.take_dirty();
+    // Same second, same counters: nothing to redraw.
+    app.update(ConsoleEvent::Counters(Counters {
+        at: testing::started() + Duration::from_millis(3_725_400),
+        calls: 6,
+        errors: 3,
+        in_flight: 0,
+    }));
+    assert!(!app.take_dirty());
+    // The uptime's second changes.
+    app.update(counters(3726, 6, 3, 0));
+    assert!(app.take_dirty());
+    app.update(counters(3726, 6, 3, 1));
+    assert!(app.take_dirty());
+    assert_eq!(app.uptime(), Duration::from_secs(3726));
+}
+
+#[test]
+fn dropped_events_are_counted() {
+    let mut app = app(80, 24, false);
+    app.update(ConsoleEvent::Dropped(12));
+    app.update(ConsoleEvent::Dropped(3));
+    assert_eq!(app.stats.dropped, 15);
+}
+
+#[test]
+fn the_call_log_keeps_a_bounded_ring() {
+    let mut app = app(80, 24, false);
+    for id in 10..10 + super::super::calls::CALLS_KEPT as u64 + 50 {
+        app.update(new_call(id, "rollDice", id % 2 == 0));
+    }
+    assert_eq!(app.calls.counts().0, super::super::calls::CALLS_KEPT);
+}

@@ -1,0 +1,189 @@
+//! What the console reacts to: the operator's input, and news from the
+//! server (call records, plugin snapshots, counters, the outcomes of the
+//! calls and reloads the console started).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Sender;
+use std::time::{Duration, Instant};
+
+use ratatui::crossterm::event::{self as terminal_event, Event, KeyEvent};
+
+use crate::events::ServerEvent;
+use crate::registry::{CallDetail, CallReply, ChangeReport, Snapshot};
+use crate::runtime::CallFailure;
+
+/// Everything `App::update` handles.
+pub enum ConsoleEvent {
+    /// A key press.
+    Key(KeyEvent),
+    /// Text pasted into the terminal (bracketed paste).
+    Paste(String),
+    /// The terminal's new size, in columns and rows.
+    Resize(u16, u16),
+    /// A call record or a plugin change from the event bus.
+    Server(Arc<ServerEvent>),
+    /// The console fell behind the bus and lost this many events.
+    Dropped(u64),
+    /// A new snapshot of the plugins was published.
+    Snapshot(Arc<Snapshot>),
+    /// New lines of the server log.
+    LogLines(Vec<String>),
+    /// The server's counters, read at `at`.
+    Counters(Counters),
+    /// A call sent from the form has finished.
+    CallFinished {
+        tool: String,
+        request: u64,
+        result: Result<CallReply, CallFailure>,
+    },
+    /// A reload started with `r` or `R` has finished.
+    ReloadFinished {
+        /// The plugin reloaded, or `None` for all of them.
+        plugin: Option<String>,
+        result: Result<ChangeReport, String>,
+    },
+    /// The full payloads of a call, asked for with `Action::FetchDetail`.
+    Detail {
+        call_id: u64,
+        detail: Option<Arc<CallDetail>>,
+    },
+}
+
+/// The server's counters at one moment.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Counters {
+    pub at: Instant,
+    pub calls: u64,
+    pub errors: u64,
+    pub in_flight: u64,
+}
+
+/// What reaches the console's loop through its channel: events from the
+/// input thread and from the tasks the console started, or news that the
+/// terminal is gone.
+pub enum Message {
+    Event(ConsoleEvent),
+    /// Reading the terminal failed: it is gone.
+    TerminalLost(String),
+}
+
+/// How long the input thread waits for a key before it checks whether it
+/// should stop; short enough for a prompt exit, long enough to cost nothing.
+const INPUT_POLL_MS: i32 = 250;
+
+/// Reads the terminal on a thread of its own and forwards what it reads.
+pub struct InputReader {
+    stop: Arc<AtomicBool>,
+}
+
+impl InputReader {
+    /// Start reading; every input goes to `sender`.
+    pub fn spawn(sender: Sender<Message>) -> std::io::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread_stop = Arc::clone(&stop);
+        std::thread::Builder::new()
+            .name("console-input".into())
+            .spawn(move || read_input(&sender, &thread_stop))?;
+        Ok(Self { stop })
+    }
+}
+
+impl Drop for InputReader {
+    /// The thread sees the flag within [`INPUT_POLL_MS`] and ends. It is not
+    /// joined: nothing it holds needs cleaning up, and waiting would put the
+    /// console's exit at the mercy of the terminal.
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// What the terminal's input looks like now.
+enum Readiness {
+    Idle,
+    Readable,
+    /// Hung up, or not a terminal any more.
+    Gone(String),
+}
+
+/// Wait up to `timeout_ms` for input on stdin (the terminal crossterm reads).
+///
+/// crossterm (0.29) spins forever inside `event::poll`/`event::read` once
+/// the terminal is gone, because a hung-up tty stays readable while reads
+/// return nothing (crossterm issue #793). So the console only calls into
+/// crossterm when the terminal has input, and tells a hang-up apart first.
+fn wait_for_input(timeout_ms: i32) -> Readiness {
+    let mut descriptor = libc::pollfd {
+        fd: libc::STDIN_FILENO,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, for the duration of the call.
+    let ready = unsafe { libc::poll(&mut descriptor, 1, timeout_ms) };
+    if ready < 0 {
+        let error = std::io::Error::last_os_error();
+        return match error.kind() {
+            std::io::ErrorKind::Interrupted => Readiness::Idle,
+            _ => Readiness::Gone(format!("cannot wait for the terminal: {error}")),
+        };
+    }
+    if ready == 0 {
+        return Readiness::Idle;
+    }
+    if descriptor.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
+        return Readiness::Gone("the terminal hung up".into());
+    }
+    Readiness::Readable
+}
+
+fn read_input(sender: &Sender<Message>, stop: &AtomicBool) {
+    while !stop.load(Ordering::Relaxed) {
+        match wait_for_input(INPUT_POLL_MS) {
+            Readiness::Idle => continue,
+            Readiness::Gone(reason) => {
+                let _ = sender.send(Message::TerminalLost(reason));
+                return;
+            }
+            Readiness::Readable => {}
+        }
+        // Take every event the input holds without ever blocking in crossterm.
+        loop {
+            let message = match terminal_event::poll(Duration::ZERO) {
+                Ok(false) => break,
+                Ok(true) => match terminal_event::read() {
+                    Ok(event) => match translate(event) {
+                        Some(event) => Message::Event(event),
+                        None => continue,
+                    },
+                    Err(error) => {
+                        Message::TerminalLost(format!("cannot read the terminal: {error}"))
+                    }
+                },
+                Err(error) => Message::TerminalLost(format!("cannot read the terminal: {error}")),
+            };
+            let lost = matches!(message, Message::TerminalLost(_));
+            if sender.send(message).is_err() || lost {
+                return;
+            }
+        }
+    }
+}
+
+/// The terminal's size (columns, rows), straight from the kernel: the input
+/// thread only reads when there are keys, so resizes are noticed here.
+pub fn window_size() -> Option<(u16, u16)> {
+    // SAFETY: TIOCGWINSZ writes one `winsize` into the struct given.
+    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
+    let status = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size) };
+    (status == 0 && size.ws_col > 0 && size.ws_row > 0).then_some((size.ws_col, size.ws_row))
+}
+
+/// The terminal events the console uses.
+fn translate(event: Event) -> Option<ConsoleEvent> {
+    match event {
+        Event::Key(key) => Some(ConsoleEvent::Key(key)),
+        Event::Paste(text) => Some(ConsoleEvent::Paste(text)),
+        Event::Resize(columns, rows) => Some(ConsoleEvent::Resize(columns, rows)),
+        _ => None,
+    }
+}

@@ -1,0 +1,245 @@
+//! The call form: a JSON editor for one tool's arguments, checked as the
+//! operator types with the same checks the server makes, a history of the
+//! arguments sent, and the outcome of the last call.
+
+use std::sync::Arc;
+
+use ratatui::style::Style;
+use ratatui_textarea::TextArea;
+use serde_json::{Map, Value};
+
+use crate::registry::Tool;
+use crate::runtime::FailureKind;
+
+/// Whether the draft can be sent, and if not, why and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Validation {
+    /// Well-formed and fits the declared arguments.
+    Valid,
+    /// Not JSON: the position (1-based) and what is wrong there.
+    Syntax {
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    /// JSON, but not the arguments the tool takes.
+    Schema(String),
+}
+
+/// The arguments of `tool` in `text`, or why they cannot be sent.
+pub fn validate(tool: &Tool, text: &str) -> Result<Map<String, Value>, Validation> {
+    let value: Value = if text.trim().is_empty() {
+        // An empty editor means "no arguments".
+        Value::Object(Map::new())
+    } else {
+        serde_json::from_str(text).map_err(|error| Validation::Syntax {
+            line: error.line(),
+            column: error.column(),
+            message: syntax_message(&error),
+        })?
+    };
+    let Value::Object(arguments) = value else {
+        return Err(Validation::Schema(
+            "the arguments must be a JSON object, like {\"name\": \"value\"}".into(),
+        ));
+    };
+    tool.input(&arguments).map_err(Validation::Schema)?;
+    Ok(arguments)
+}
+
+/// serde_json's message without its " at line 1 column 2" tail (the form
+/// shows the position its own way).
+fn syntax_message(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    match text.rfind(" at line ") {
+        Some(cut) => text[..cut].to_string(),
+        None => text,
+    }
+}
+
+/// The outcome of a call sent from the form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FormOutcome {
+    /// Sent; waiting for the answer.
+    Pending,
+    /// The output, pretty-printed when it is JSON.
+    Ok {
+        call_id: u64,
+        text: String,
+    },
+    Failed {
+        kind: FailureKind,
+        message: String,
+    },
+}
+
+/// One tool's form. Forms are kept per tool, so a draft survives leaving
+/// the form and coming back.
+pub struct CallForm {
+    pub tool: Arc<Tool>,
+    pub editor: TextArea<'static>,
+    pub validation: Validation,
+    /// Arguments sent from this form, oldest first (deduplicated).
+    pub history: Vec<String>,
+    /// Where Ctrl-P/Ctrl-N are in the history; `None`: on the draft.
+    history_position: Option<usize>,
+    /// The draft set aside while browsing the history.
+    set_aside: Option<String>,
+    /// The last request sent and its outcome.
+    pub request: Option<u64>,
+    pub outcome: Option<FormOutcome>,
+    /// How far the outcome is scrolled.
+    pub outcome_scroll: u16,
+}
+
+/// How many argument sets a form remembers.
+const HISTORY_KEPT: usize = 50;
+
+impl CallForm {
+    pub fn new(tool: Arc<Tool>, styles: EditorStyles) -> Self {
+        let text = skeleton(&tool);
+        let mut form = Self {
+            editor: editor(&text, styles),
+            validation: Validation::Valid,
+            tool,
+            history: Vec::new(),
+            history_position: None,
+            set_aside: None,
+            request: None,
+            outcome: None,
+            outcome_scroll: 0,
+        };
+        form.revalidate();
+        form
+    }
+
+    /// The draft as one string.
+    pub fn text(&self) -> String {
+        self.editor.lines().join("\n")
+    }
+
+    /// Check the draft again (after every edit).
+    pub fn revalidate(&mut self) {
+        self.validation = match validate(&self.tool, &self.text()) {
+            Ok(_) => Validation::Valid,
+            Err(problem) => problem,
+        };
+    }
+
+    /// Replace the draft, keeping the editor's undo history.
+    pub fn replace_text(&mut self, text: &str) {
+        self.editor.select_all();
+        self.editor.cut();
+        self.editor.insert_str(text);
+        self.editor.move_cursor(ratatui_textarea::CursorMove::Top);
+        self.editor.move_cursor(ratatui_textarea::CursorMove::Head);
+        self.revalidate();
+    }
+
+    /// A newer version of the tool (after a reload).
+    pub fn set_tool(&mut self, tool: Arc<Tool>) {
+        self.tool = tool;
+        self.revalidate();
+    }
+
+    /// Remember `text` as sent.
+    pub fn remember(&mut self, text: String) {
+        self.history.retain(|previous| previous != &text);
+        self.history.push(text);
+        if self.history.len() > HISTORY_KEPT {
+            self.history.remove(0);
+        }
+        self.history_position = None;
+        self.set_aside = None;
+    }
+
+    /// Step through the history: `older` goes back in time.
+    pub fn browse_history(&mut self, older: bool) -> bool {
+        if self.history.is_empty() {
+            return false;
+        }
+        let last = self.history.len() - 1;
+        let next = match (self.history_position, older) {
+            (None, true) => Some(last),
+            (None, false) => return false,
+            (Some(0), true) => return false,
+            (Some(i), true) => Some(i - 1),
+            (Some(i), false) if i == last => None,
+            (Some(i), false) => Some(i + 1),
+        };
+        if self.history_position.is_none() {
+            self.set_aside = Some(self.text());
+        }
+        self.history_position = next;
+        let text = match next {
+            Some(i) => self.history[i].clone(),
+            None => self.set_aside.take().unwrap_or_default(),
+        };
+        self.replace_text(&text);
+        true
+    }
+
+    /// Where the history browsing is, for the title: (position, count).
+    pub fn history_place(&self) -> Option<(usize, usize)> {
+        self.history_position.map(|i| (i + 1, self.history.len()))
+    }
+
+    /// Any edit leaves the history browsing.
+    pub fn edited(&mut self) {
+        self.history_position = None;
+        self.set_aside = None;
+        self.revalidate();
+    }
+}
+
+/// The editor's own styles, from the theme.
+#[derive(Debug, Clone, Copy)]
+pub struct EditorStyles {
+    pub cursor: Style,
+    pub cursor_line: Style,
+    pub line_number: Style,
+    pub selection: Style,
+}
+
+fn editor(text: &str, styles: EditorStyles) -> TextArea<'static> {
+    let mut editor = TextArea::new(text.lines().map(str::to_string).collect());
+    editor.set_tab_length(2);
+    editor.set_cursor_style(styles.cursor);
+    editor.set_cursor_line_style(styles.cursor_line);
+    editor.set_line_number_style(styles.line_number);
+    editor.set_selection_style(styles.selection);
+    editor.set_max_histories(200);
+    editor
+}
+
+/// A draft for `tool`: every declared argument with a placeholder, in the
+/// declared order (the order the descriptions beside the editor follow).
+pub fn skeleton(tool: &Tool) -> String {
+    if tool.arguments.is_empty() {
+        return "{}".into();
+    }
+    let fields: Vec<String> = tool
+        .arguments
+        .iter()
+        .map(|argument| {
+            format!(
+                "  {}: {}",
+                Value::String(argument.name.clone()),
+                argument.kind.placeholder()
+            )
+        })
+        .collect();
+    format!("{{\n{}\n}}", fields.join(",\n"))
+}
+
+/// `text` pretty-printed if it is JSON (objects and arrays), as is otherwise.
+pub fn pretty(text: &str) -> String {
+    let trimmed = text.trim_start();
+    if (trimmed.starts_with('{') || trimmed.starts_with('['))
+        && let Ok(value) = serde_json::from_str::<Value>(text)
+        && let Ok(pretty) = serde_json::to_string_pretty(&value)
+    {
+        return pretty;
+    }
+    text.to_string()
+}
