@@ -16,6 +16,7 @@ use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 
 use crate::events::CallSource;
+use crate::http::Sessionless;
 use crate::registry::{Registry, Tool};
 use crate::runtime::FailureKind;
 
@@ -66,13 +67,14 @@ fn mcp_tool(tool: &Tool) -> McpTool {
 
 /// Who is calling: the client's name and its session, when known.
 fn call_source(context: &RequestContext<RoleServer>) -> CallSource {
+    let parts = context.extensions.get::<axum::http::request::Parts>();
+    let sessionless = parts.is_some_and(|parts| parts.extensions.get::<Sessionless>().is_some());
     let client = context
         .peer
         .peer_info()
+        .filter(|_| !sessionless)
         .map(|info| Arc::<str>::from(info.client_info.name.as_str()));
-    let session = context
-        .extensions
-        .get::<axum::http::request::Parts>()
+    let session = parts
         .and_then(|parts| parts.headers.get("mcp-session-id"))
         .and_then(|value| value.to_str().ok())
         .map(Arc::<str>::from);

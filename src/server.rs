@@ -35,11 +35,13 @@ pub enum StartError {
     #[error(transparent)]
     Admin(#[from] http::admin::AdminSetupError),
     #[error(
-        "cannot listen on {addr}: {source} (choose another with --port / HTTP_PORT, or --host)"
+        "cannot listen on {addr}: {reason} (choose another with --port / HTTP_PORT, or --host)"
     )]
     Bind {
         addr: SocketAddr,
-        source: std::io::Error,
+        /// Not a `#[source]`: the message says it already, and `{:#}`
+        /// would print it twice.
+        reason: std::io::Error,
     },
 }
 
@@ -81,13 +83,13 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
     let registry = Registry::start(settings.registry.clone(), bus).await?;
     let listener = TcpListener::bind(settings.listen)
         .await
-        .map_err(|source| StartError::Bind {
+        .map_err(|reason| StartError::Bind {
             addr: settings.listen,
-            source,
+            reason,
         })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+    let addr = listener.local_addr().map_err(|reason| StartError::Bind {
         addr: settings.listen,
-        source,
+        reason,
     })?;
     let shutdown = CancellationToken::new();
     let router = http::router(registry.clone(), &settings.http, shutdown.clone())?;

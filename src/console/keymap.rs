@@ -619,6 +619,33 @@ mod tests {
         assert_eq!(lookup(&form, Key::Enter), None);
     }
 
+    /// The key table of README.md, written from [`KEYMAP`].
+    fn readme_table() -> String {
+        let mut table = String::from("| where | keys | what |\n|---|---|---|\n");
+        for mode in HELP_ORDER {
+            for binding in KEYMAP.iter().filter(|binding| binding.mode == *mode) {
+                table.push_str(&format!(
+                    "| {} | `{}` | {} |\n",
+                    mode.heading(),
+                    keys_label(binding),
+                    binding.help
+                ));
+            }
+        }
+        table
+    }
+
+    #[test]
+    fn the_readme_lists_every_key_as_the_help_does() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+            .expect("README.md is readable");
+        let table = readme_table();
+        assert!(
+            readme.contains(&table),
+            "README.md's key table is out of date; replace it with:\n\n{table}"
+        );
+    }
+
     #[test]
     fn every_mode_has_a_help_heading_in_the_help() {
         for binding in KEYMAP {

@@ -293,7 +293,7 @@ fn reload_report() {
                     PluginChange {
                         plugin: "roll-dice".into(),
                         change: Change::Unchanged,
-                        message: "unchanged".into(),
+                        message: "same module and settings: nothing to reload".into(),
                     },
                     PluginChange {
                         plugin: "hello".into(),

@@ -6,7 +6,6 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use super::WIDE_COLUMNS;
 use crate::console::app::App;
 use crate::console::format;
 
@@ -22,17 +21,85 @@ pub fn height(app: &App) -> u16 {
 
 pub fn render(app: &App, frame: &mut Frame<'_>, area: Rect) {
     let theme = &app.theme;
-    let wide = area.width >= WIDE_COLUMNS;
-    let separator = || Span::styled(" │ ", theme.dim);
-
-    // The first line drops what matters least until it fits: the version,
-    // then the URL's scheme and path.
-    let first = [(true, true), (false, true), (false, false)]
+    // Each line drops what matters least until it fits: the version, the
+    // admin API's state, then the URL's scheme and path; the call total.
+    let first = [
+        (true, true, true),
+        (false, true, true),
+        (true, false, true),
+        (false, false, true),
+        (false, false, false),
+    ]
+    .into_iter()
+    .map(|(version, admin, full_url)| first_line(app, version, admin, full_url))
+    .find(|line| line.width() <= area.width as usize)
+    .unwrap_or_else(|| first_line(app, false, false, false));
+    let second = [true, false]
         .into_iter()
-        .map(|(version, full_url)| first_line(app, wide, version, full_url))
+        .map(|total| second_line(app, total))
         .find(|line| line.width() <= area.width as usize)
-        .unwrap_or_else(|| first_line(app, wide, false, false));
+        .unwrap_or_else(|| second_line(app, false));
 
+    let mut lines = vec![first, second];
+    if app.reveal_tokens {
+        if let Some(token) = &app.info.mcp_token {
+            lines.push(Line::from(vec![
+                Span::styled(" MCP token: ", theme.dim),
+                Span::styled(token.reveal().to_string(), theme.warn),
+                Span::styled("  (t hides)", theme.dim),
+            ]));
+        }
+        if let Some(token) = &app.info.admin_token {
+            lines.push(Line::from(vec![
+                Span::styled(" admin token: ", theme.dim),
+                Span::styled(token.reveal().to_string(), theme.warn),
+            ]));
+        }
+    }
+    frame.render_widget(Paragraph::new(lines), area);
+}
+
+fn first_line(app: &App, version: bool, admin: bool, full_url: bool) -> Line<'static> {
+    let theme = &app.theme;
+    let separator = || Span::styled(" │ ", theme.dim);
+    let mut spans = vec![Span::styled(
+        if version {
+            format!(" wasimancer {}", app.info.version)
+        } else {
+            " wasimancer".to_string()
+        },
+        theme.title,
+    )];
+    spans.push(separator());
+    spans.push(Span::raw(if full_url {
+        format!("http://{}/mcp", app.info.address)
+    } else {
+        app.info.address.to_string()
+    }));
+    spans.push(separator());
+    spans.push(Span::styled("auth ", theme.dim));
+    match &app.info.mcp_token {
+        Some(token) => spans.push(Span::raw(token.masked())),
+        None => spans.push(Span::styled("OFF", theme.warn)),
+    }
+    if admin {
+        spans.push(separator());
+        spans.push(Span::styled("admin ", theme.dim));
+        spans.push(match &app.info.admin_token {
+            Some(_) => Span::styled("on", theme.ok),
+            None => Span::styled("off", theme.dim),
+        });
+    }
+    spans.push(separator());
+    spans.push(Span::styled("up ", theme.dim));
+    spans.push(Span::raw(format::uptime(app.uptime())));
+    Line::from(spans)
+}
+
+/// The counters: plugins, rate, total (when `total`), errors, in flight.
+fn second_line(app: &App, total: bool) -> Line<'static> {
+    let theme = &app.theme;
+    let separator = || Span::styled(" │ ", theme.dim);
     let (loaded, failed) = app
         .plugins
         .snapshot
@@ -52,7 +119,7 @@ pub fn render(app: &App, frame: &mut Frame<'_>, area: Rect) {
         Span::raw(format!("{:.1}", stats.calls_per_second)),
         Span::styled(" calls/s", theme.dim),
     ];
-    if wide {
+    if total {
         second.push(separator());
         second.push(Span::raw(stats.calls.to_string()));
         second.push(Span::styled(" calls", theme.dim));
@@ -79,59 +146,5 @@ pub fn render(app: &App, frame: &mut Frame<'_>, area: Rect) {
             theme.warn,
         ));
     }
-
-    let mut lines = vec![first, Line::from(second)];
-    if app.reveal_tokens {
-        if let Some(token) = &app.info.mcp_token {
-            lines.push(Line::from(vec![
-                Span::styled(" MCP token: ", theme.dim),
-                Span::styled(token.reveal().to_string(), theme.warn),
-                Span::styled("  (t hides)", theme.dim),
-            ]));
-        }
-        if let Some(token) = &app.info.admin_token {
-            lines.push(Line::from(vec![
-                Span::styled(" admin token: ", theme.dim),
-                Span::styled(token.reveal().to_string(), theme.warn),
-            ]));
-        }
-    }
-    frame.render_widget(Paragraph::new(lines), area);
-}
-
-fn first_line(app: &App, wide: bool, version: bool, full_url: bool) -> Line<'static> {
-    let theme = &app.theme;
-    let separator = || Span::styled(" │ ", theme.dim);
-    let mut spans = vec![Span::styled(
-        if version {
-            format!(" wasimancer {}", app.info.version)
-        } else {
-            " wasimancer".to_string()
-        },
-        theme.title,
-    )];
-    spans.push(separator());
-    spans.push(Span::raw(if full_url {
-        format!("http://{}/mcp", app.info.address)
-    } else {
-        app.info.address.to_string()
-    }));
-    spans.push(separator());
-    spans.push(Span::styled("auth ", theme.dim));
-    match &app.info.mcp_token {
-        Some(token) => spans.push(Span::raw(token.masked())),
-        None => spans.push(Span::styled("OFF", theme.warn)),
-    }
-    if wide {
-        spans.push(separator());
-        spans.push(Span::styled("admin ", theme.dim));
-        spans.push(match &app.info.admin_token {
-            Some(_) => Span::styled("on", theme.ok),
-            None => Span::styled("off", theme.dim),
-        });
-    }
-    spans.push(separator());
-    spans.push(Span::styled("up ", theme.dim));
-    spans.push(Span::raw(format::uptime(app.uptime())));
-    Line::from(spans)
+    Line::from(second)
 }
