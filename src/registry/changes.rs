@@ -161,7 +161,7 @@ impl Registry {
             report.changes.push(PluginChange {
                 plugin: entry.spec.name.clone(),
                 change: Change::Unchanged,
-                message: "unchanged".into(),
+                message: "same module and settings: nothing to reload".into(),
             });
             entries.push((i, entry));
         }
