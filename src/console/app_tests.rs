@@ -497,14 +497,11 @@ fn enter_opens_a_call_and_e_replays_it_in_the_form() {
         Some(Action::FetchDetail(5))
     );
     assert!(matches!(app.overlay, Some(Overlay::CallDetail(ref view)) if view.loading));
-    app.update(ConsoleEvent::Detail {
-        call_id: 5,
-        detail: Some(Arc::new(CallDetail {
-            id: 5,
-            arguments: r#"{"left":2,"right":3}"#.into(),
-            output: Ok(r#"{"result":5}"#.into()),
-        })),
-    });
+    app.update(testing::detail(
+        5,
+        r#"{"left":2,"right":3}"#,
+        Ok(r#"{"result":5}"#),
+    ));
     assert!(matches!(app.overlay, Some(Overlay::CallDetail(ref view)) if view.detail.is_some()));
     keys(&mut app, "e");
     assert!(app.overlay.is_none());

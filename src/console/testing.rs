@@ -14,8 +14,8 @@ use super::event::{ConsoleEvent, Counters};
 use super::theme::Theme;
 use crate::events::{CallEvent, CallSource, CallStatus, ServerEvent};
 use crate::http::Token;
-use crate::registry::{Registry, RegistryOptions, Snapshot};
-use crate::runtime::{CompileCache, FailureKind, RuntimeSettings};
+use crate::registry::{CallDetail, Registry, RegistryOptions, Snapshot};
+use crate::runtime::{CallFailure, CompileCache, FailureKind, RuntimeSettings};
 
 const CATALOG: &str = r#"
 plugins:
@@ -241,6 +241,18 @@ pub fn calls() -> Vec<Arc<ServerEvent>> {
             }))
         })
         .collect()
+}
+
+/// The full payloads of a fixture call, as the registry answers `FetchDetail`.
+pub fn detail(call_id: u64, arguments: &str, output: Result<&str, CallFailure>) -> ConsoleEvent {
+    ConsoleEvent::Detail {
+        call_id,
+        detail: Some(Arc::new(CallDetail {
+            id: call_id,
+            arguments: arguments.into(),
+            output: output.map(Into::into),
+        })),
+    }
 }
 
 pub fn log_lines() -> Vec<String> {

@@ -3,7 +3,6 @@
 //! fixed clock (see `testing`), so only the plugin load times need a filter.
 
 use std::fmt::Write as _;
-use std::sync::Arc;
 
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -16,7 +15,7 @@ use super::event::ConsoleEvent;
 use super::testing::{self, counters, ctrl, key, keys, type_text};
 use super::ui;
 use crate::events::Change;
-use crate::registry::{CallDetail, CallReply, ChangeReport, PluginChange};
+use crate::registry::{CallReply, ChangeReport, PluginChange};
 use crate::runtime::{CallFailure, FailureKind};
 
 const SIZES: [(u16, u16); 2] = [(80, 24), (120, 40)];
@@ -244,14 +243,11 @@ fn call_details() {
     check("call_detail", |app| {
         keys(app, "2k");
         app.update(key(KeyCode::Enter));
-        app.update(ConsoleEvent::Detail {
-            call_id: 5,
-            detail: Some(Arc::new(CallDetail {
-                id: 5,
-                arguments: r#"{"left":2,"right":3}"#.into(),
-                output: Ok(r#"{"result":5}"#.into()),
-            })),
-        });
+        app.update(testing::detail(
+            5,
+            r#"{"left":2,"right":3}"#,
+            Ok(r#"{"result":5}"#),
+        ));
     });
 }
 
@@ -260,17 +256,14 @@ fn call_details_of_a_failure() {
     check("call_detail_failure", |app| {
         keys(app, "2");
         app.update(key(KeyCode::Enter));
-        app.update(ConsoleEvent::Detail {
-            call_id: 6,
-            detail: Some(Arc::new(CallDetail {
-                id: 6,
-                arguments: r#"{"left":1e308,"right":1e308}"#.into(),
-                output: Err(CallFailure::new(
-                    FailureKind::Timeout,
-                    "the call ran past the plugin's 1000 ms timeout and was stopped",
-                )),
-            })),
-        });
+        app.update(testing::detail(
+            6,
+            r#"{"left":1e308,"right":1e308}"#,
+            Err(CallFailure::new(
+                FailureKind::Timeout,
+                "the call ran past the plugin's 1000 ms timeout and was stopped",
+            )),
+        ));
     });
 }
 
