@@ -3,6 +3,9 @@
 //!
 //!     cargo bench --bench mcp_calls
 //!     cargo bench --bench mcp_calls -- --seconds 10 --levels 1,16,64
+//!     cargo bench --bench mcp_calls -- --console      # the server with its console, in tmux
+//!     cargo bench --bench mcp_calls -- --compare 5    # headless vs console, 5 rounds, then idle CPU
+//!     cargo bench --bench mcp_calls -- --compare 5 --same   # headless vs headless: the noise floor
 //!
 //! The server is the release binary, started as `wasimancer serve --headless`
 //! in its own process (with RUST_BACKTRACE unset: extism builds a backtrace
@@ -10,6 +13,15 @@
 //! keep-alive connection and one MCP session per concurrent client, each
 //! sending `tools/call add` back to back with its own request ids.
 //! Both share the machine's cores; the figures are for the pair.
+//!
+//! With `--console` the server runs with its operator console attached to a
+//! pseudo-terminal (a tmux window of 120x40 on a socket of its own, so tmux
+//! renders every frame as a terminal would). `--compare N` alternates
+//! headless and console runs of the highest level N times (the machine is
+//! noisy: alternating spreads the noise over both), then measures the CPU
+//! time each uses while idle over `--idle-seconds` (10 by default), from
+//! /proc/<pid>/task/*/stat, for the whole process and for the console's
+//! own threads.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -28,12 +40,21 @@ const TOKEN: &str = "bench-token-0123456789";
 struct Options {
     seconds: f64,
     levels: Vec<usize>,
+    console: bool,
+    compare: usize,
+    /// Compare headless with headless: the noise floor of `--compare`.
+    same: bool,
+    idle_seconds: f64,
 }
 
 fn options() -> Options {
     let mut options = Options {
         seconds: 5.0,
         levels: vec![1, 16, 64],
+        console: false,
+        compare: 0,
+        same: false,
+        idle_seconds: 10.0,
     };
     let args: Vec<String> = std::env::args().collect();
     let mut i = 1;
@@ -47,6 +68,16 @@ fn options() -> Options {
                 if let Some(levels) = args.get(i + 1) {
                     options.levels = levels.split(',').filter_map(|l| l.parse().ok()).collect();
                 }
+                i += 1;
+            }
+            "--console" => options.console = true,
+            "--same" => options.same = true,
+            "--compare" => {
+                options.compare = args.get(i + 1).and_then(|v| v.parse().ok()).unwrap_or(3);
+                i += 1;
+            }
+            "--idle-seconds" => {
+                options.idle_seconds = args.get(i + 1).and_then(|v| v.parse().ok()).unwrap_or(10.0);
                 i += 1;
             }
             _ => {}
@@ -66,12 +97,31 @@ fn cache_dir() -> PathBuf {
 
 /// The server process and the address it reported.
 struct Server {
-    child: Child,
+    process: Process,
     address: String,
 }
 
+enum Process {
+    Headless(Child),
+    /// The binary with its console, in a tmux window; `pid` is the binary's,
+    /// `tmux` the tmux server's (the terminal that renders the console).
+    Console {
+        socket: String,
+        pid: i32,
+        tmux: i32,
+    },
+}
+
 impl Server {
-    fn start() -> Self {
+    fn start(console: bool) -> Self {
+        if console {
+            Self::start_console()
+        } else {
+            Self::start_headless()
+        }
+    }
+
+    fn start_headless() -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_wasimancer"))
             .args(["serve", "--headless", "--port", "0"])
             .current_dir(repo())
@@ -95,15 +145,180 @@ impl Server {
         };
         // Keep draining the per-call log so the server never blocks on it.
         std::thread::spawn(move || for _ in lines.by_ref() {});
-        Self { child, address }
+        Self {
+            process: Process::Headless(child),
+            address,
+        }
+    }
+
+    /// The server with its console in a 120x40 tmux window; the address is
+    /// read from the console's header.
+    fn start_console() -> Self {
+        let socket = format!("wasimancer-bench-{}-{}", std::process::id(), unique());
+        let tmux = |args: &[&str]| {
+            Command::new("tmux")
+                .args(["-L", &socket, "-f", "/dev/null"])
+                .args(args)
+                .output()
+                .expect("tmux runs (install it for --console)")
+        };
+        let started = Command::new("tmux")
+            .args(["-L", &socket, "-f", "/dev/null"])
+            .args(["new-session", "-d", "-x", "120", "-y", "40", "-s", "bench"])
+            .arg(env!("CARGO_BIN_EXE_wasimancer"))
+            .args(["serve", "--port", "0"])
+            .current_dir(repo())
+            .env_remove("RUST_BACKTRACE")
+            .env_remove("NO_COLOR")
+            .env("TERM", "xterm-256color")
+            .env("WASIMANCER_AUTHENTICATION_TOKEN", TOKEN)
+            .env("WASIMANCER_CACHE_DIR", cache_dir())
+            .status()
+            .expect("tmux runs (install it for --console)");
+        assert!(started.success(), "tmux new-session failed");
+        let pid = String::from_utf8_lossy(
+            &tmux(&["display-message", "-p", "-t", "bench", "#{pane_pid}"]).stdout,
+        )
+        .trim()
+        .parse()
+        .expect("the pane's pid");
+        let tmux_pid = String::from_utf8_lossy(
+            &tmux(&["display-message", "-p", "-t", "bench", "#{pid}"]).stdout,
+        )
+        .trim()
+        .parse()
+        .expect("the tmux server's pid");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let address = loop {
+            let screen =
+                String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-t", "bench"]).stdout)
+                    .into_owned();
+            if screen.contains("plugins 4 loaded")
+                && let Some(rest) = screen.split("http://").nth(1)
+                && let Some(address) = rest.split("/mcp").next()
+            {
+                break address.to_string();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the console did not come up:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        Self {
+            process: Process::Console {
+                socket,
+                pid,
+                tmux: tmux_pid,
+            },
+            address,
+        }
+    }
+
+    fn pid(&self) -> i32 {
+        match &self.process {
+            Process::Headless(child) => child.id() as i32,
+            Process::Console { pid, .. } => *pid,
+        }
+    }
+
+    /// The tmux server's pid, when the console runs in one.
+    fn tmux_pid(&self) -> Option<i32> {
+        match &self.process {
+            Process::Headless(_) => None,
+            Process::Console { tmux, .. } => Some(*tmux),
+        }
     }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        match &mut self.process {
+            Process::Headless(child) => {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            Process::Console { socket, pid, .. } => {
+                // SAFETY: kill only sends a signal to the process tmux started for us.
+                unsafe {
+                    libc::kill(*pid, libc::SIGKILL);
+                }
+                let _ = Command::new("tmux")
+                    .args(["-L", socket.as_str(), "kill-server"])
+                    .output();
+            }
+        }
     }
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::AtomicU64;
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// CPU time (user + system) used so far by the threads of `pid` whose name
+/// `keep` accepts.
+fn cpu_time(pid: i32, keep: impl Fn(&str) -> bool) -> Duration {
+    // SAFETY: sysconf only reads a system constant.
+    let ticks_per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let mut ticks = 0u64;
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Duration::ZERO;
+    };
+    for task in tasks.flatten() {
+        let name = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if !keep(name.trim()) {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        // Fields after the command name (which may hold spaces) in parentheses.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        // utime and stime are fields 14 and 15, so 12 and 13 after the name.
+        for index in [11, 12] {
+            ticks += fields
+                .get(index)
+                .and_then(|f| f.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    Duration::from_secs_f64(ticks as f64 / ticks_per_second)
+}
+
+fn is_console_thread(name: &str) -> bool {
+    name.starts_with("console")
+}
+
+/// The share of one core `server` uses while nothing calls it: the whole
+/// process, its console's threads, and the tmux server that renders it.
+fn idle_cpu(server: &Server, seconds: f64) -> (f64, f64, f64) {
+    // Let the last frames and the call log settle.
+    std::thread::sleep(Duration::from_secs(2));
+    let pid = server.pid();
+    let tmux = || {
+        server
+            .tmux_pid()
+            .map_or(Duration::ZERO, |pid| cpu_time(pid, |_| true))
+    };
+    let before = (
+        cpu_time(pid, |_| true),
+        cpu_time(pid, is_console_thread),
+        tmux(),
+    );
+    let started = Instant::now();
+    std::thread::sleep(Duration::from_secs_f64(seconds));
+    let elapsed = started.elapsed().as_secs_f64();
+    let share = |before: Duration, after: Duration| {
+        after.saturating_sub(before).as_secs_f64() / elapsed * 100.0
+    };
+    (
+        share(before.0, cpu_time(pid, |_| true)),
+        share(before.1, cpu_time(pid, is_console_thread)),
+        share(before.2, tmux()),
+    )
 }
 
 /// One client: a connection and a session.
@@ -324,22 +539,130 @@ fn main() {
         unsafe { std::env::remove_var("RUST_BACKTRACE") };
     }
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let server = Server::start();
+    if options.compare > 0 {
+        compare(&runtime, &options);
+        return;
+    }
+    let server = Server::start(options.console);
     println!(
-        "tools/call `add` over HTTP on loopback, {} s per level, server: {}",
-        options.seconds, server.address
+        "tools/call `add` over HTTP on loopback, {} s per level, server: {} ({})",
+        options.seconds,
+        server.address,
+        if options.console {
+            "with the console, in tmux"
+        } else {
+            "headless"
+        }
     );
     println!("connections    calls/s   p50 µs    p99 µs  failures     calls");
     let mut previous = 0.0;
     for &connections in &options.levels {
+        let console_before = cpu_time(server.pid(), is_console_thread);
         let result = runtime.block_on(run_level(&server.address, connections, options.seconds));
         result.print();
+        if options.console {
+            let used = cpu_time(server.pid(), is_console_thread).saturating_sub(console_before);
+            println!(
+                "             (the console's threads used {:.1}% of a core)",
+                used.as_secs_f64() / result.seconds * 100.0
+            );
+        }
         let rate = result.calls as f64 / result.seconds;
         if previous > 0.0 && rate < previous {
             println!("             (less throughput than the level before)");
         }
         previous = rate;
     }
+    if options.console {
+        let (all, console, tmux) = idle_cpu(&server, options.idle_seconds);
+        println!(
+            "idle over {} s: the process used {all:.2}% of a core, the console's threads {console:.2}%, tmux {tmux:.2}%",
+            options.idle_seconds
+        );
+        return;
+    }
     drop(server);
     runtime.block_on(in_process_cost());
+}
+
+/// Headless against console at the highest level, alternating, then idle CPU.
+fn compare(runtime: &tokio::runtime::Runtime, options: &Options) {
+    let connections = options.levels.iter().copied().max().unwrap_or(64);
+    println!(
+        "tools/call `add`, {connections} connections, {} s per run, headless and console alternating (odd rounds start headless)",
+        options.seconds
+    );
+    println!(
+        "round   headless calls/s   console calls/s   console/headless   console threads % core   tmux % core   server µs CPU/call (headless, console)"
+    );
+    if options.same {
+        println!("(--same: both sides run headless; the spread is the noise floor)");
+    }
+    let mut ratios = Vec::new();
+    for round in 1..=options.compare {
+        let mut rates = [0.0; 2];
+        let mut console_share = 0.0;
+        let mut tmux_share = 0.0;
+        // Server CPU per call (µs), the console's threads left out.
+        let mut per_call = [0.0; 2];
+        // Odd rounds start headless, even rounds with the console, so that a
+        // drift in the machine's load does not favour one side.
+        let order = if round % 2 == 1 {
+            [false, true]
+        } else {
+            [true, false]
+        };
+        for console in order {
+            let index = usize::from(console);
+            let server = Server::start(console && !options.same);
+            let before = cpu_time(server.pid(), is_console_thread);
+            let serving_before = cpu_time(server.pid(), |name| !is_console_thread(name));
+            let tmux_before = server.tmux_pid().map(|pid| cpu_time(pid, |_| true));
+            let result = runtime.block_on(run_level(&server.address, connections, options.seconds));
+            assert_eq!(result.failures, 0, "calls failed");
+            rates[index] = result.calls as f64 / result.seconds;
+            let serving = cpu_time(server.pid(), |name| !is_console_thread(name))
+                .saturating_sub(serving_before);
+            per_call[index] = serving.as_secs_f64() * 1e6 / result.calls.max(1) as f64;
+            if console {
+                console_share = cpu_time(server.pid(), is_console_thread)
+                    .saturating_sub(before)
+                    .as_secs_f64()
+                    / result.seconds
+                    * 100.0;
+            }
+            if let (Some(pid), Some(before)) = (server.tmux_pid(), tmux_before) {
+                tmux_share = cpu_time(pid, |_| true).saturating_sub(before).as_secs_f64()
+                    / result.seconds
+                    * 100.0;
+            }
+        }
+        let ratio = rates[1] / rates[0];
+        ratios.push(ratio);
+        println!(
+            "{round:>5}   {:>16.0}   {:>15.0}   {:>16.3}   {console_share:>21.1}   {tmux_share:>11.1}   {:>6.1}, {:.1}",
+            rates[0], rates[1], ratio, per_call[0], per_call[1]
+        );
+    }
+    ratios.sort_by(f64::total_cmp);
+    println!(
+        "console/headless: median {:.3}, range {:.3} to {:.3}",
+        ratios[ratios.len() / 2],
+        ratios[0],
+        ratios[ratios.len() - 1]
+    );
+    for console in [false, true] {
+        let server = Server::start(console);
+        let (all, console_threads, tmux) = idle_cpu(&server, options.idle_seconds);
+        println!(
+            "idle over {} s, {}: the process used {all:.2}% of a core{}",
+            options.idle_seconds,
+            if console { "console" } else { "headless" },
+            if console {
+                format!(", the console's threads {console_threads:.2}%, tmux {tmux:.2}%")
+            } else {
+                String::new()
+            }
+        );
+    }
 }
