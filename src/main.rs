@@ -228,7 +228,10 @@ fn settings(
             },
         },
         audit_log: args.audit_log.clone(),
-        log_calls: true,
+        // The console's calls pane is the call log: a line per call in its
+        // log pane too would only bury the server's own messages. With a log
+        // file, the file gets them.
+        log_calls: !with_console || args.log_file.is_some(),
         watch: args.watch,
     })
 }
