@@ -47,7 +47,7 @@ use crate::registry::Registry;
 /// SSH link) more than it costs us.
 const FRAME: Duration = Duration::from_millis(100);
 /// How often the console looks at the server when nothing else wakes it.
-const POLL: Duration = Duration::from_millis(50);
+const POLL: Duration = Duration::from_millis(100);
 /// The most bus events handled before a frame may be drawn; the rest wait
 /// for the next turn, so a flood never starves the screen.
 const EVENTS_PER_TURN: usize = 50_000;
