@@ -130,27 +130,19 @@ pub fn init(default_filter: &str, target: LogTarget<'_>) -> anyhow::Result<LogGu
     };
     let registry = tracing_subscriber::registry().with(filter());
     match target {
-        LogTarget::Stderr => {
+        LogTarget::Stderr | LogTarget::File(_) => {
             use std::io::IsTerminal;
-            let colour = io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-            let (writer, guard) = tracing_appender::non_blocking(io::stderr());
+            let ((writer, guard), colour) = match target {
+                LogTarget::File(path) => (open(path)?, false),
+                _ => (
+                    tracing_appender::non_blocking(io::stderr()),
+                    io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+                ),
+            };
             registry
                 .with(
                     tracing_subscriber::fmt::layer()
                         .with_ansi(colour)
-                        .with_writer(writer),
-                )
-                .init();
-            Ok(LogGuard {
-                _writer: Some(guard),
-            })
-        }
-        LogTarget::File(path) => {
-            let (writer, guard) = open(path)?;
-            registry
-                .with(
-                    tracing_subscriber::fmt::layer()
-                        .with_ansi(false)
                         .with_writer(writer),
                 )
                 .init();
