@@ -154,16 +154,20 @@ impl Server {
     /// The server with its console in a 120x40 tmux window; the address is
     /// read from the console's header.
     fn start_console() -> Self {
-        let socket = format!("wasimancer-bench-{}-{}", std::process::id(), unique());
+        // A socket path of our own (removed on drop), not a name under /tmp.
+        let socket = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("tmux-bench-{}-{}", std::process::id(), unique()))
+            .display()
+            .to_string();
         let tmux = |args: &[&str]| {
             Command::new("tmux")
-                .args(["-L", &socket, "-f", "/dev/null"])
+                .args(["-S", &socket, "-f", "/dev/null"])
                 .args(args)
                 .output()
                 .expect("tmux runs (install it for --console)")
         };
         let started = Command::new("tmux")
-            .args(["-L", &socket, "-f", "/dev/null"])
+            .args(["-S", &socket, "-f", "/dev/null"])
             .args(["new-session", "-d", "-x", "120", "-y", "40", "-s", "bench"])
             .arg(env!("CARGO_BIN_EXE_wasimancer"))
             .args(["serve", "--port", "0"])
@@ -244,8 +248,9 @@ impl Drop for Server {
                     libc::kill(*pid, libc::SIGKILL);
                 }
                 let _ = Command::new("tmux")
-                    .args(["-L", socket.as_str(), "kill-server"])
+                    .args(["-S", socket.as_str(), "kill-server"])
                     .output();
+                let _ = std::fs::remove_file(socket.as_str());
             }
         }
     }
