@@ -216,14 +216,13 @@ async fn connect(url: &str) -> RunningService<RoleClient, ClientConfig> {
         .expect("the MCP client connects")
 }
 
-/// The rows of the focused pane (drawn with heavy borders, `┃`) that
-/// mention `needle`.
-fn rows_with<'a>(screen: &'a str, needle: &str) -> Vec<&'a str> {
+/// The first row of the focused pane (drawn with heavy borders, `┃`) that
+/// mentions both `needle` and `also`.
+fn row_with<'a>(screen: &'a str, needle: &str, also: &str) -> Option<&'a str> {
     screen
         .lines()
         .filter_map(|line| line.split('┃').nth(1))
-        .filter(|row| row.contains(needle))
-        .collect()
+        .find(|row| row.contains(needle) && row.contains(also))
 }
 
 #[test]
@@ -275,21 +274,12 @@ fn the_console_calls_a_tool_from_its_form_and_shows_every_call_live() {
     tmux.wait_for("the panes again", |s| !s.contains("Call say_hello"));
     tmux.keys(&["2"]);
     let screen = tmux.wait_for("both calls in the log", |s| {
-        rows_with(s, "say_hello")
-            .iter()
-            .any(|r| r.contains("console"))
-            && rows_with(s, "mcp:").iter().any(|r| r.contains("add"))
+        row_with(s, "say_hello", "console").is_some() && row_with(s, "mcp:", "add").is_some()
     });
-    let console_row = rows_with(&screen, "say_hello")
-        .into_iter()
-        .find(|r| r.contains("console"))
-        .unwrap_or_default();
+    let console_row = row_with(&screen, "say_hello", "console").unwrap_or_default();
     assert!(console_row.contains("ok"), "{screen}");
     assert!(console_row.contains("Hel"), "{screen}");
-    let mcp_row = rows_with(&screen, "mcp:")
-        .into_iter()
-        .find(|r| r.contains("add"))
-        .unwrap_or_default();
+    let mcp_row = row_with(&screen, "mcp:", "add").unwrap_or_default();
     assert!(mcp_row.contains("ok"), "{screen}");
     assert!(screen.contains("│ 2 calls │"), "{screen}");
 

@@ -176,6 +176,29 @@ impl LogPane {
         }
     }
 
+    /// Freeze the view where it is, or follow again.
+    fn toggle_follow(&mut self, height: usize) {
+        if self.follow {
+            self.top = self.first + self.top_index(height) as u64;
+            self.follow = false;
+        } else {
+            self.follow = true;
+        }
+    }
+
+    /// Go to the oldest line and freeze.
+    fn select_first(&mut self) {
+        self.follow = false;
+        self.top = self.first;
+    }
+
+    /// Forget every line (the view only) and follow.
+    fn clear(&mut self) {
+        self.first += self.lines.len() as u64;
+        self.lines.clear();
+        self.follow = true;
+    }
+
     fn scroll(&mut self, delta: isize, height: usize) {
         let top = self.top_index(height).saturating_add_signed(delta);
         self.follow = false;
@@ -327,33 +350,28 @@ impl App {
 
     /// Handle one event.
     pub fn update(&mut self, event: ConsoleEvent) -> Option<Action> {
+        // Log lines and counters redraw only when they show a change; every
+        // other event changes what is on screen.
+        self.dirty |= !matches!(event, ConsoleEvent::LogLines(_) | ConsoleEvent::Counters(_));
         match event {
-            ConsoleEvent::Key(key) => {
-                self.dirty = true;
-                self.on_key(key)
-            }
+            ConsoleEvent::Key(key) => self.on_key(key),
             ConsoleEvent::Paste(text) => {
-                self.dirty = true;
                 self.on_paste(&text);
                 None
             }
             ConsoleEvent::Resize(columns, rows) => {
-                self.dirty = true;
                 self.size = Rect::new(0, 0, columns, rows);
                 None
             }
             ConsoleEvent::Server(event) => {
-                self.dirty = true;
                 self.on_server_event(event);
                 None
             }
             ConsoleEvent::Dropped(count) => {
-                self.dirty = true;
                 self.stats.dropped += count;
                 None
             }
             ConsoleEvent::Snapshot(snapshot) => {
-                self.dirty = true;
                 self.set_snapshot(snapshot);
                 None
             }
@@ -371,7 +389,6 @@ impl App {
                 request,
                 result,
             } => {
-                self.dirty = true;
                 if let Some(form) = self.forms.get_mut(&tool)
                     && form.request == Some(request)
                 {
@@ -390,7 +407,6 @@ impl App {
                 None
             }
             ConsoleEvent::ReloadFinished { plugin, result } => {
-                self.dirty = true;
                 if let Some(name) = &plugin {
                     self.plugins.reloading.remove(name);
                 } else if result.is_err() {
@@ -405,7 +421,6 @@ impl App {
                 None
             }
             ConsoleEvent::Detail { call_id, detail } => {
-                self.dirty = true;
                 self.on_detail(call_id, detail);
                 None
             }
@@ -522,24 +537,12 @@ impl App {
             }
             Command::ToggleFollow => match self.focus {
                 Pane::Calls => self.calls.toggle_follow(self.calls_height()),
-                Pane::Log => {
-                    if self.log.follow {
-                        let top = self.log.top_index(self.log_height());
-                        self.log.top = self.log.first + top as u64;
-                        self.log.follow = false;
-                    } else {
-                        self.log.follow = true;
-                    }
-                }
+                Pane::Log => self.log.toggle_follow(self.log_height()),
                 Pane::Plugins => {}
             },
             Command::Clear => match self.focus {
                 Pane::Calls => self.calls.clear(),
-                Pane::Log => {
-                    self.log.first += self.log.lines.len() as u64;
-                    self.log.lines.clear();
-                    self.log.follow = true;
-                }
+                Pane::Log => self.log.clear(),
                 Pane::Plugins => {}
             },
             Command::Replay => return self.replay(),
@@ -637,10 +640,7 @@ impl App {
             (Pane::Plugins, true) => self.move_plugin_selection(isize::MAX / 2),
             (Pane::Calls, false) => self.calls.select_first(),
             (Pane::Calls, true) => self.calls.follow_tail(),
-            (Pane::Log, false) => {
-                self.log.follow = false;
-                self.log.top = self.log.first;
-            }
+            (Pane::Log, false) => self.log.select_first(),
             (Pane::Log, true) => self.log.follow = true,
         }
     }

@@ -620,3 +620,34 @@ fn the_call_log_keeps_a_bounded_ring() {
     }
     assert_eq!(app.calls.counts().0, super::super::calls::CALLS_KEPT);
 }
+
+#[test]
+fn the_log_pane_freezes_with_f_or_g_and_follows_again_with_capital_g() {
+    let mut app = app(80, 24, false);
+    let many = |from: usize| (from..from + 50).map(|i| format!("line {i}")).collect();
+    app.update(ConsoleEvent::LogLines(many(0)));
+    let height = app.log_height();
+    keys(&mut app, "3");
+    assert!(app.log.follow);
+    let bottom = app.log.top_index(height);
+    assert!(bottom > 0, "more lines than the pane shows");
+
+    keys(&mut app, "f");
+    assert!(!app.log.follow);
+    app.update(ConsoleEvent::LogLines(many(50)));
+    assert_eq!(
+        app.log.top_index(height),
+        bottom,
+        "frozen: new lines do not move it"
+    );
+
+    keys(&mut app, "g");
+    assert_eq!(app.log.top_index(height), 0);
+    keys(&mut app, "G");
+    assert!(app.log.follow);
+    assert_eq!(app.log.top_index(height), app.log.lines.len() - height);
+
+    keys(&mut app, "fc");
+    assert!(app.log.lines.is_empty());
+    assert!(app.log.follow, "clearing follows again");
+}

@@ -242,15 +242,7 @@ impl CallLog {
         }
         let selected = self.selected_index().unwrap_or(0);
         let top = self.top.map_or(bottom_top, |seq| self.position(seq));
-        // Keep the selection in view.
-        let top = if selected < top {
-            selected
-        } else if selected >= top + height {
-            selected + 1 - height
-        } else {
-            top
-        };
-        top.min(bottom_top)
+        scrolled_to_show(top, selected, height).min(bottom_top)
     }
 
     /// The rows of a view of `height` rows: (position, row).
@@ -276,13 +268,7 @@ impl CallLog {
         let target = current.saturating_add_signed(delta).min(last);
         self.follow = false;
         self.selected = self.visible.get(target).copied();
-        let top = if target < top {
-            target
-        } else if target >= top + height.max(1) {
-            target + 1 - height.max(1)
-        } else {
-            top
-        };
+        let top = scrolled_to_show(top, target, height.max(1));
         self.top = self.visible.get(top).copied();
     }
 
@@ -310,6 +296,18 @@ impl CallLog {
         } else {
             self.follow_tail();
         }
+    }
+}
+
+/// The top of a view of `height` rows starting at `top`, moved as little as
+/// possible so that row `index` shows.
+fn scrolled_to_show(top: usize, index: usize, height: usize) -> usize {
+    if index < top {
+        index
+    } else if index >= top + height {
+        index + 1 - height
+    } else {
+        top
     }
 }
 
