@@ -567,7 +567,7 @@ impl App {
             }
             Command::ResetDraft => {
                 if let Some(form) = self.open_form_mut() {
-                    let skeleton = super::form::skeleton(&form.tool);
+                    let skeleton = form.tool.skeleton();
                     form.replace_text(&skeleton);
                     form.edited();
                 }

@@ -97,7 +97,7 @@ const HISTORY_KEPT: usize = 50;
 
 impl CallForm {
     pub fn new(tool: Arc<Tool>, styles: EditorStyles) -> Self {
-        let text = skeleton(&tool);
+        let text = tool.skeleton();
         let mut form = Self {
             editor: editor(&text, styles),
             validation: Validation::Valid,
@@ -210,26 +210,6 @@ fn editor(text: &str, styles: EditorStyles) -> TextArea<'static> {
     editor.set_selection_style(styles.selection);
     editor.set_max_histories(200);
     editor
-}
-
-/// A draft for `tool`: every declared argument with a placeholder, in the
-/// declared order (the order the descriptions beside the editor follow).
-pub fn skeleton(tool: &Tool) -> String {
-    if tool.arguments.is_empty() {
-        return "{}".into();
-    }
-    let fields: Vec<String> = tool
-        .arguments
-        .iter()
-        .map(|argument| {
-            format!(
-                "  {}: {}",
-                Value::String(argument.name.clone()),
-                argument.kind.placeholder()
-            )
-        })
-        .collect();
-    format!("{{\n{}\n}}", fields.join(",\n"))
 }
 
 /// `text` pretty-printed if it is JSON (objects and arrays), as is otherwise.

@@ -69,13 +69,25 @@ impl Tool {
         signature(&self.arguments)
     }
 
-    /// A skeleton of the arguments object with a placeholder for each one.
+    /// A skeleton of the arguments object, pretty-printed, with a placeholder
+    /// for each argument in the declared order (serde_json's map would sort
+    /// them, and the order is the one the plugin author chose to explain).
     pub fn skeleton(&self) -> String {
-        let mut object = Map::new();
-        for argument in &self.arguments {
-            object.insert(argument.name.clone(), argument.kind.placeholder());
+        if self.arguments.is_empty() {
+            return "{}".into();
         }
-        serde_json::to_string_pretty(&Value::Object(object)).unwrap_or_else(|_| "{}".into())
+        let fields: Vec<String> = self
+            .arguments
+            .iter()
+            .map(|argument| {
+                format!(
+                    "  {}: {}",
+                    Value::String(argument.name.clone()),
+                    argument.kind.placeholder()
+                )
+            })
+            .collect();
+        format!("{{\n{}\n}}", fields.join(",\n"))
     }
 }
 
