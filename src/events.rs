@@ -232,10 +232,7 @@ impl EventReader {
 /// The start of `text`, at most [`PREVIEW_BYTES`], cut on a character boundary,
 /// on one line.
 pub fn preview(text: &str) -> String {
-    let mut end = text.len().min(PREVIEW_BYTES);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
+    let end = text.floor_char_boundary(PREVIEW_BYTES);
     let mut short: String = text[..end]
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })

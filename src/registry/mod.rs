@@ -411,10 +411,7 @@ impl Registry {
 
 fn truncate(mut text: String) -> String {
     if text.len() > CALL_DETAIL_BYTES {
-        let mut end = CALL_DETAIL_BYTES;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
+        let end = text.floor_char_boundary(CALL_DETAIL_BYTES);
         let total = text.len();
         text.truncate(end);
         text.push_str(&format!("\n… ({total} bytes in all)"));
