@@ -283,6 +283,16 @@ fn the_console_calls_a_tool_from_its_form_and_shows_every_call_live() {
     assert!(mcp_row.contains("ok"), "{screen}");
     assert!(screen.contains("│ 2 calls │"), "{screen}");
 
+    // R re-reads plugins.yml on the server; nothing changed, and it says so.
+    tmux.keys(&["R"]);
+    tmux.wait_for("the reload report", |s| {
+        s.contains("Reload of plugins.yml") && s.contains("4 unchanged")
+    });
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("the report closed", |s| {
+        !s.contains("Reload of plugins.yml")
+    });
+
     // Nothing in flight: `q` quits at once, and the server stops with it.
     runtime.block_on(async { drop(client) });
     tmux.keys(&["q"]);
