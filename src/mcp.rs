@@ -16,7 +16,6 @@ use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 
 use crate::events::CallSource;
-use crate::http::Sessionless;
 use crate::registry::{Registry, Tool};
 use crate::runtime::FailureKind;
 
@@ -66,18 +65,21 @@ fn mcp_tool(tool: &Tool) -> McpTool {
 }
 
 /// Who is calling: the client's name and its session, when known.
+///
+/// Without a session (WASImancer-style one-off requests, `--stateless`),
+/// rmcp answers as if a default client had initialized, and the name it
+/// reports is its own, not the caller's: it is left out.
 fn call_source(context: &RequestContext<RoleServer>) -> CallSource {
-    let parts = context.extensions.get::<axum::http::request::Parts>();
-    let sessionless = parts.is_some_and(|parts| parts.extensions.get::<Sessionless>().is_some());
-    let client = context
-        .peer
-        .peer_info()
-        .filter(|_| !sessionless)
-        .map(|info| Arc::<str>::from(info.client_info.name.as_str()));
-    let session = parts
+    let session: Option<Arc<str>> = context
+        .extensions
+        .get::<axum::http::request::Parts>()
         .and_then(|parts| parts.headers.get("mcp-session-id"))
         .and_then(|value| value.to_str().ok())
-        .map(Arc::<str>::from);
+        .map(Arc::from);
+    let client = session
+        .as_ref()
+        .and(context.peer.peer_info())
+        .map(|info| Arc::<str>::from(info.client_info.name.as_str()));
     CallSource::Mcp { client, session }
 }
 

@@ -62,7 +62,7 @@ impl McpEndpoint {
 
 pub async fn handle(State(endpoint): State<McpEndpoint>, request: Request) -> Response {
     let Some(sessions) = &endpoint.sessions else {
-        return endpoint.handle_stateless(request).await;
+        return into_axum(endpoint.stateless.handle(request).await);
     };
     if request.method() == Method::DELETE {
         // rmcp ends the session with 202 Accepted; the Python SDK reports
@@ -99,20 +99,7 @@ pub async fn handle(State(endpoint): State<McpEndpoint>, request: Request) -> Re
     if opens_session {
         into_axum(sessions.handle(request).await)
     } else {
-        endpoint.handle_stateless(request).await
-    }
-}
-
-/// Marks a request served without a session. rmcp's stateless service
-/// answers as if a default client had initialized, so the client's name it
-/// reports is its own, not the caller's: [`crate::mcp`] leaves it out.
-#[derive(Debug, Clone, Copy)]
-pub struct Sessionless;
-
-impl McpEndpoint {
-    async fn handle_stateless(&self, mut request: Request) -> Response {
-        request.extensions_mut().insert(Sessionless);
-        into_axum(self.stateless.handle(request).await)
+        into_axum(endpoint.stateless.handle(request).await)
     }
 }
 

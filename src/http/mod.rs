@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use guard::{AllowList, BearerAuth, Token};
-pub use mcp_endpoint::{McpEndpoint, Sessionless};
+pub use mcp_endpoint::McpEndpoint;
 
 use crate::registry::Registry;
 

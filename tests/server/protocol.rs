@@ -139,6 +139,7 @@ async fn wasimancer_scripts_work_without_initialize() {
     // tests/*.sh of WASImancer: no initialize, no session, a string id,
     // `grep "^data:"` on the answer, tools called by display name.
     let server = TestServer::start(HELLO).await;
+    let mut events = server.events();
     let bearer = format!("Bearer {TOKEN}");
     let body = json!({
         "jsonrpc": "2.0",
@@ -161,5 +162,14 @@ async fn wasimancer_scripts_work_without_initialize() {
     assert_eq!(
         data[0]["result"]["content"][0]["text"],
         "Hello, Bob Morane!"
+    );
+    // No session, no client name: not the name rmcp gives its stand-in.
+    let record = call_events(&mut events, 1).await.remove(0);
+    assert_eq!(
+        record.source,
+        wasimancer::events::CallSource::Mcp {
+            client: None,
+            session: None
+        }
     );
 }
