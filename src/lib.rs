@@ -11,6 +11,7 @@ pub mod http;
 pub mod logging;
 pub mod mcp;
 pub mod registry;
+pub mod ring;
 pub mod runtime;
 pub mod server;
 pub mod watch;
