@@ -14,4 +14,5 @@ pub mod registry;
 pub mod ring;
 pub mod runtime;
 pub mod server;
+pub mod templates;
 pub mod watch;

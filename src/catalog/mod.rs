@@ -10,6 +10,9 @@
 //! Every use of serde_yaml lives in this module, so that moving to a
 //! maintained fork is a one-file change.
 
+mod definitions;
+mod prompts;
+mod resources;
 mod source_map;
 
 use std::collections::{BTreeMap, HashMap};
@@ -19,7 +22,10 @@ use std::path::{Component, Path, PathBuf};
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 
-pub use source_map::SourceMap;
+pub use definitions::{DefinitionError, DefinitionFile, Definitions, ParameterSpec};
+pub use prompts::{MessageRole, MessageSpec, PromptCatalog, PromptSections, PromptSpec};
+pub use resources::{ContentSpec, ResourceCatalog, ResourceKind, ResourceSections, ResourceSpec};
+pub use source_map::{SourceMap, Step};
 
 /// How long one call may run when `timeout_ms` is not set.
 pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;

@@ -1,4 +1,5 @@
-//! Line numbers for entries of a block-style plugins.yml.
+//! Line numbers for entries of a block-style YAML file (plugins.yml,
+//! resources.yml, prompts.yml).
 //!
 //! serde_yaml reports positions only for errors it raises while parsing. Checks
 //! that span several entries (a duplicate tool name) or happen later (a missing
@@ -18,7 +19,7 @@ struct Line {
     key: Option<String>,
 }
 
-/// Where the entries of a plugins.yml start, by 1-based line number.
+/// Where the entries of a YAML file start, by 1-based line number.
 #[derive(Debug, Clone, Default)]
 pub struct SourceMap {
     lines: Vec<Line>,
@@ -32,40 +33,73 @@ struct Block {
     indent: usize,
 }
 
+/// One step of a path into the file: a key of a mapping, or an item of the
+/// list under the key before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step<'a> {
+    Key(&'a str),
+    Item(usize),
+}
+
 impl SourceMap {
     pub fn new(text: &str) -> Self {
         let lines = text.lines().map(parse_line).collect();
         Self { lines }
     }
 
+    /// Line of what `path` leads to, such as `resources` → `static` → item 2 →
+    /// `uri`. A key the entry lacks points at the entry itself.
+    pub fn line(&self, path: &[Step]) -> Option<usize> {
+        let mut block = Block {
+            start: 0,
+            end: self.lines.len(),
+            indent: 0,
+        };
+        let mut steps = path.iter().peekable();
+        while let Some(step) = steps.next() {
+            match (step, steps.peek()) {
+                (Step::Key(key), Some(Step::Item(index))) => {
+                    block = *self.items(block, key).get(*index)?;
+                    steps.next();
+                }
+                (Step::Key(key), Some(Step::Key(_))) => block = self.mapping(block, key)?,
+                (Step::Key(key), None) => {
+                    return Some(self.key_in(block, key).unwrap_or(block.start) + 1);
+                }
+                // An item is always reached through the key of its list.
+                (Step::Item(_), _) => return None,
+            }
+        }
+        Some(block.start + 1)
+    }
+
     /// Line of `plugins[plugin]`.
     pub fn plugin(&self, plugin: usize) -> Option<usize> {
-        self.plugin_block(plugin).map(|b| b.start + 1)
+        self.line(&[Step::Key("plugins"), Step::Item(plugin)])
     }
 
     /// Line of `key` inside `plugins[plugin]`, or of the entry when the key is absent.
     pub fn plugin_key(&self, plugin: usize, key: &str) -> Option<usize> {
-        let block = self.plugin_block(plugin)?;
-        Some(self.key_in(block, key).unwrap_or(block.start) + 1)
+        self.line(&[Step::Key("plugins"), Step::Item(plugin), Step::Key(key)])
     }
 
     /// Line of `plugins[plugin].functions[function]`.
     pub fn function(&self, plugin: usize, function: usize) -> Option<usize> {
-        self.function_block(plugin, function).map(|b| b.start + 1)
+        self.line(&function_path(plugin, function, &[]))
     }
 
     /// Line of `key` inside `plugins[plugin].functions[function]`.
     pub fn function_key(&self, plugin: usize, function: usize, key: &str) -> Option<usize> {
-        let block = self.function_block(plugin, function)?;
-        Some(self.key_in(block, key).unwrap_or(block.start) + 1)
+        self.line(&function_path(plugin, function, &[Step::Key(key)]))
     }
 
     /// Line of `plugins[plugin].functions[function].arguments[argument]`.
     pub fn argument(&self, plugin: usize, function: usize, argument: usize) -> Option<usize> {
-        let block = self.function_block(plugin, function)?;
-        self.items(block, "arguments")
-            .get(argument)
-            .map(|b| b.start + 1)
+        self.line(&function_path(
+            plugin,
+            function,
+            &[Step::Key("arguments"), Step::Item(argument)],
+        ))
     }
 
     /// Line of `key` inside `plugins[plugin].functions[function].arguments[argument]`.
@@ -76,23 +110,36 @@ impl SourceMap {
         argument: usize,
         key: &str,
     ) -> Option<usize> {
-        let function = self.function_block(plugin, function)?;
-        let block = *self.items(function, "arguments").get(argument)?;
-        Some(self.key_in(block, key).unwrap_or(block.start) + 1)
+        self.line(&function_path(
+            plugin,
+            function,
+            &[Step::Key("arguments"), Step::Item(argument), Step::Key(key)],
+        ))
     }
 
-    fn plugin_block(&self, plugin: usize) -> Option<Block> {
-        let root = Block {
-            start: 0,
-            end: self.lines.len(),
-            indent: 0,
-        };
-        self.items(root, "plugins").get(plugin).copied()
-    }
-
-    fn function_block(&self, plugin: usize, function: usize) -> Option<Block> {
-        let block = self.plugin_block(plugin)?;
-        self.items(block, "functions").get(function).copied()
+    /// The mapping under `key` in `block`, as a block of its own.
+    fn mapping(&self, block: Block, key: &str) -> Option<Block> {
+        let key_line = self.key_in(block, key)?;
+        let key_indent = self.lines[key_line].key_indent;
+        let mut start = None;
+        let mut end = block.end;
+        for i in key_line + 1..block.end {
+            let line = &self.lines[i];
+            if line.key.is_none() && line.dash_indent.is_none() {
+                continue;
+            }
+            if line.key_indent <= key_indent {
+                end = i;
+                break;
+            }
+            start.get_or_insert(i);
+        }
+        let start = start?;
+        Some(Block {
+            start,
+            end,
+            indent: self.lines[start].key_indent,
+        })
     }
 
     /// The index of the line holding `key` at the block's own level.
@@ -143,6 +190,18 @@ impl SourceMap {
         }
         blocks
     }
+}
+
+/// `plugins[plugin].functions[function]` followed by `rest`.
+fn function_path<'a>(plugin: usize, function: usize, rest: &[Step<'a>]) -> Vec<Step<'a>> {
+    let mut path = vec![
+        Step::Key("plugins"),
+        Step::Item(plugin),
+        Step::Key("functions"),
+        Step::Item(function),
+    ];
+    path.extend_from_slice(rest);
+    path
 }
 
 fn parse_line(raw: &str) -> Line {
@@ -234,5 +293,50 @@ plugins:
     fn flow_style_yields_no_lines() {
         let map = SourceMap::new("plugins: [{name: a, path: a.wasm, functions: []}]");
         assert_eq!(map.plugin(0), None);
+    }
+
+    #[test]
+    fn paths_lead_through_nested_mappings_and_lists() {
+        let text = "\
+about: |
+  free text: with a colon
+resources:
+  static:
+    - name: server-info
+      uri: config://server
+      contents:
+        - text: hello
+          extra: 1
+
+# a comment at the left margin
+  dynamic:
+  - name: echo
+    uri: echo://{message}
+";
+        let map = SourceMap::new(text);
+        let at = |path: &[Step]| map.line(path);
+        use Step::{Item, Key};
+        assert_eq!(at(&[Key("resources"), Key("static"), Item(0)]), Some(5));
+        assert_eq!(
+            at(&[Key("resources"), Key("static"), Item(0), Key("uri")]),
+            Some(6)
+        );
+        assert_eq!(
+            at(&[
+                Key("resources"),
+                Key("static"),
+                Item(0),
+                Key("contents"),
+                Item(0),
+                Key("extra")
+            ]),
+            Some(9)
+        );
+        assert_eq!(
+            at(&[Key("resources"), Key("dynamic"), Item(0), Key("uri")]),
+            Some(14)
+        );
+        assert_eq!(at(&[Key("resources"), Key("dynamic"), Item(1)]), None);
+        assert_eq!(at(&[Key("prompts"), Key("predefined"), Item(0)]), None);
     }
 }
