@@ -2,10 +2,12 @@
 //! (WASImancer's where it has one), and `--help` shows both.
 
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+
+use crate::registry::{DefinitionLocation, DefinitionPaths};
 
 /// Serve the functions of Extism WebAssembly plugins as MCP tools, with a live
 /// operator console.
@@ -14,6 +16,8 @@ use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand}
 pub struct Cli {
     #[command(flatten)]
     pub plugins: PluginArgs,
+    #[command(flatten)]
+    pub definitions: DefinitionArgs,
     #[command(subcommand)]
     pub command: Option<Command>,
     /// The options of `serve`, which is what runs without a subcommand.
@@ -73,6 +77,46 @@ pub struct PluginArgs {
     /// Compile every module from scratch, keep no cache.
     #[arg(long, env = "WASIMANCER_NO_CACHE", global = true)]
     pub no_cache: bool,
+}
+
+/// Where resources.yml and prompts.yml are.
+#[derive(Debug, Clone, Args)]
+pub struct DefinitionArgs {
+    /// resources.yml (static resources and URI templates, WASImancer's format).
+    /// Relative to --resources-dir when that is set or when it comes from
+    /// RESOURCES_DEFINITION_FILE, otherwise to the folder of plugins.yml, unless
+    /// given on the command line. Served when it exists.
+    #[arg(
+        long,
+        env = "RESOURCES_DEFINITION_FILE",
+        default_value = "resources.yml",
+        global = true
+    )]
+    pub resources_file: PathBuf,
+    /// The folder of resources.yml [default: the folder of plugins.yml].
+    #[arg(long, env = "RESOURCES_PATH", global = true)]
+    pub resources_dir: Option<PathBuf>,
+    /// prompts.yml (predefined prompts, WASImancer's format); found like resources.yml.
+    #[arg(
+        long,
+        env = "PROMPTS_DEFINITION_FILE",
+        default_value = "prompts.yml",
+        global = true
+    )]
+    pub prompts_file: PathBuf,
+    /// The folder of prompts.yml [default: the folder of plugins.yml].
+    #[arg(long, env = "PROMPTS_PATH", global = true)]
+    pub prompts_dir: Option<PathBuf>,
+    /// Where the two files were found to be, once the command line is read.
+    #[arg(skip)]
+    resolved: DefinitionPaths,
+}
+
+impl DefinitionArgs {
+    /// Where resources.yml and prompts.yml are.
+    pub fn paths(&self) -> DefinitionPaths {
+        self.resolved.clone()
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -187,7 +231,52 @@ impl Cli {
         if !file_from_command_line && wasimancer_layout && cli.plugins.plugins_file.is_relative() {
             cli.plugins.plugins_file = cli.plugins.plugins_dir.join(&cli.plugins.plugins_file);
         }
+        let plugins_file = &cli.plugins.plugins_file;
+        let definitions = &mut cli.definitions;
+        definitions.resolved = DefinitionPaths {
+            resources: Some(locate(
+                matches,
+                "resources_file",
+                &definitions.resources_file,
+                definitions.resources_dir.as_deref(),
+                plugins_file,
+            )),
+            prompts: Some(locate(
+                matches,
+                "prompts_file",
+                &definitions.prompts_file,
+                definitions.prompts_dir.as_deref(),
+                plugins_file,
+            )),
+        };
         cli
+    }
+}
+
+/// Where a definition file is: as given on the command line, else in its
+/// folder (WASImancer's `$RESOURCES_PATH/$RESOURCES_DEFINITION_FILE`), else
+/// beside plugins.yml.
+fn locate(
+    matches: &ArgMatches,
+    file_id: &str,
+    file: &Path,
+    dir: Option<&Path>,
+    plugins_file: &Path,
+) -> DefinitionLocation {
+    let file_source = source(matches, file_id);
+    let named = matches!(
+        file_source,
+        Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+    );
+    let path = if file_source == Some(ValueSource::CommandLine) || file.is_absolute() {
+        file.to_path_buf()
+    } else {
+        let folder = dir.unwrap_or_else(|| plugins_file.parent().unwrap_or(Path::new("")));
+        folder.join(file)
+    };
+    DefinitionLocation {
+        path,
+        configured: named || dir.is_some(),
     }
 }
 
@@ -240,6 +329,39 @@ mod tests {
         .unwrap();
         assert_eq!(cli.plugins.plugins_file, PathBuf::from("conf/plugins.yml"));
         assert!(matches!(cli.command, Some(Command::Check)));
+    }
+
+    #[test]
+    fn definition_files_sit_beside_plugins_yml_or_where_they_are_named() {
+        let cli =
+            Cli::try_parse_resolved(["wasimancer", "--plugins-file", "conf/plugins.yml"]).unwrap();
+        let paths = cli.definitions.paths();
+        let resources = paths.resources.unwrap();
+        assert_eq!(resources.path, PathBuf::from("conf/resources.yml"));
+        assert!(!resources.configured);
+        assert_eq!(
+            paths.prompts.unwrap().path,
+            PathBuf::from("conf/prompts.yml")
+        );
+
+        let cli = Cli::try_parse_resolved([
+            "wasimancer",
+            "--resources-dir",
+            "/srv/resources",
+            "--prompts-file",
+            "my/prompts.yml",
+        ])
+        .unwrap();
+        let paths = cli.definitions.paths();
+        let resources = paths.resources.unwrap();
+        assert_eq!(
+            resources.path,
+            PathBuf::from("/srv/resources/resources.yml")
+        );
+        assert!(resources.configured);
+        let prompts = paths.prompts.unwrap();
+        assert_eq!(prompts.path, PathBuf::from("my/prompts.yml"));
+        assert!(prompts.configured);
     }
 
     #[test]

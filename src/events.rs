@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use crate::runtime::FailureKind;
@@ -66,6 +66,34 @@ impl fmt::Display for CallSource {
     }
 }
 
+/// What a call was: a tool call, a resource read or a prompt rendered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallKind {
+    #[default]
+    Tool,
+    /// `resources/read`; a plugin ran when the resource is computed by one.
+    Resource,
+    /// `prompts/get`; no plugin runs.
+    Prompt,
+}
+
+impl CallKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallKind::Tool => "tool",
+            CallKind::Resource => "resource",
+            CallKind::Prompt => "prompt",
+        }
+    }
+}
+
+impl fmt::Display for CallKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// How a call ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
@@ -95,10 +123,17 @@ pub struct CallEvent {
     #[serde(serialize_with = "unix_millis")]
     pub started: SystemTime,
     pub source: CallSource,
+    /// A tool call, a resource read or a prompt rendered.
+    #[serde(default)]
+    pub kind: CallKind,
+    /// The tool called, the resource read (its name in resources.yml, or the
+    /// URI asked for when no resource has it) or the prompt rendered.
     pub tool: Arc<str>,
-    /// Empty for an unknown tool.
+    /// The plugin that ran; empty when none did (an unknown tool, a resource
+    /// that is not computed, a prompt).
     pub plugin: Arc<str>,
-    /// The start of the arguments, as JSON.
+    /// The start of the arguments, as JSON: a tool's arguments, a prompt's
+    /// arguments, or `{"uri": …, "variables": {…}}` for a resource read.
     pub arguments: String,
     #[serde(flatten)]
     pub status: CallStatus,
@@ -275,8 +310,10 @@ pub async fn log_calls(mut reader: EventReader) {
 
 fn log_call(call: &CallEvent) {
     let micros = call.duration.as_micros() as u64;
-    match &call.status {
-        CallStatus::Ok { .. } => tracing::info!(
+    // Tool calls keep the `tool=` field scripts look for; reads and renders
+    // say what they were.
+    match (&call.status, call.kind) {
+        (CallStatus::Ok { .. }, CallKind::Tool) => tracing::info!(
             target: "wasimancer::calls",
             id = call.id,
             source = %call.source,
@@ -285,11 +322,32 @@ fn log_call(call: &CallEvent) {
             micros,
             "ok"
         ),
-        CallStatus::Error { kind, message } => tracing::warn!(
+        (CallStatus::Error { kind, message }, CallKind::Tool) => tracing::warn!(
             target: "wasimancer::calls",
             id = call.id,
             source = %call.source,
             tool = %call.tool,
+            plugin = %call.plugin,
+            micros,
+            %kind,
+            "{message}"
+        ),
+        (CallStatus::Ok { .. }, what) => tracing::info!(
+            target: "wasimancer::calls",
+            id = call.id,
+            source = %call.source,
+            %what,
+            name = %call.tool,
+            plugin = %call.plugin,
+            micros,
+            "ok"
+        ),
+        (CallStatus::Error { kind, message }, what) => tracing::warn!(
+            target: "wasimancer::calls",
+            id = call.id,
+            source = %call.source,
+            %what,
+            name = %call.tool,
             plugin = %call.plugin,
             micros,
             %kind,

@@ -62,7 +62,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Some(Command::Check) => {
             let _log = logging::init(QUIET_LOG_FILTER, LogTarget::Stderr)?;
-            let report = check::run(&cli.plugins).await;
+            let report = check::run(&cli.plugins, &cli.definitions.paths()).await;
             print!("{}", report.render());
             Ok(if report.is_ok() {
                 ExitCode::SUCCESS
@@ -213,6 +213,7 @@ fn settings(
             runtime: commands::runtime_settings(&cli.plugins),
             keep_call_details: with_console,
         },
+        definitions: cli.definitions.paths(),
         http: HttpOptions {
             mcp_token: mcp_token.0.clone(),
             allow: AllowList {
@@ -274,7 +275,7 @@ fn watch_hangup(hangup: CancellationToken) {
     let _ = hangup;
 }
 
-/// Headless, SIGHUP re-reads plugins.yml, as daemons do.
+/// Headless, SIGHUP re-reads plugins.yml (and resources.yml, prompts.yml), as daemons do.
 fn reload_on_hangup(server: &RunningServer) {
     #[cfg(unix)]
     {

@@ -1,23 +1,35 @@
-//! The MCP side: tools/list and tools/call answered from the registry, and
-//! `notifications/tools/list_changed` pushed when the tools change.
+//! The MCP side, answered from the registry: tools (list, call), resources
+//! (list, templates, read), prompts (list, get), completion of their
+//! arguments, and `notifications/*/list_changed` pushed when a list changes.
 //!
 //! rmcp makes one handler per session (or per request when stateless), so the
 //! handler is a cheap clone of the registry handle and never loads anything.
+//! Its capabilities are fixed when it is made: resources and prompts are
+//! advertised only when resources.yml or prompts.yml is served.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, SubscriptionFilter,
-    Tool as McpTool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestMethod,
+    CompleteRequestParams, CompleteResult, CompletionInfo, ContentBlock, GetPromptRequestMethod,
+    GetPromptRequestParams, GetPromptResponse, GetPromptResult, Implementation,
+    ListPromptsRequestMethod, ListPromptsResult, ListResourceTemplatesRequestMethod,
+    ListResourceTemplatesResult, ListResourcesRequestMethod, ListResourcesResult, ListToolsResult,
+    MetaObject, PaginatedRequestParams, Prompt, PromptArgument, PromptMessage, PromptsCapability,
+    ReadResourceRequestMethod, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
+    Reference, Resource, ResourceContents, ResourceTemplate, ResourcesCapability, Role,
+    ServerCapabilities, ServerConfig, SubscriptionFilter, Tool as McpTool,
 };
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
+use serde_json::json;
+use tokio::sync::watch;
 
+use crate::catalog::MessageRole;
 use crate::events::CallSource;
-use crate::registry::{Registry, Tool};
-use crate::runtime::FailureKind;
+use crate::registry::{Registry, ServedPrompt, ServedResource, Tool};
+use crate::runtime::{CallFailure, FailureKind};
 
 /// How often a session's notification task checks that its session still
 /// exists when nothing changes.
@@ -32,10 +44,24 @@ pub struct McpHandler {
 
 impl McpHandler {
     pub fn new(registry: Registry) -> Self {
-        let capabilities = ServerCapabilities::builder()
+        let mut capabilities = ServerCapabilities::builder()
             .enable_tools()
             .enable_tool_list_changed()
             .build();
+        let (resources, prompts) = (registry.resources(), registry.prompts());
+        if resources.is_served() {
+            let mut resources = ResourcesCapability::default();
+            resources.list_changed = Some(true);
+            capabilities.resources = Some(resources);
+        }
+        if prompts.is_served() {
+            let mut prompts = PromptsCapability::default();
+            prompts.list_changed = Some(true);
+            capabilities.prompts = Some(prompts);
+        }
+        if resources.offers_completion() || prompts.offers_completion() {
+            capabilities.completions = Some(Default::default());
+        }
         let mut implementation = Implementation::new("wasimancer", env!("CARGO_PKG_VERSION"));
         implementation.title = Some("wasimancer".into());
         let info = ServerConfig::new(capabilities)
@@ -48,6 +74,116 @@ impl McpHandler {
             registry,
             info: Arc::new(info),
         }
+    }
+
+    fn serves_resources(&self) -> bool {
+        self.registry.resources().is_served()
+    }
+
+    fn serves_prompts(&self) -> bool {
+        self.registry.prompts().is_served()
+    }
+}
+
+/// The MCP form of a static resource.
+fn mcp_resource(resource: &ServedResource) -> Resource {
+    let spec = &resource.spec;
+    let mut mcp = Resource::new(spec.uri.clone(), spec.name.clone());
+    mcp.title = spec.title.clone();
+    mcp.description = spec.description.clone();
+    mcp.mime_type = spec.mime_type.clone();
+    mcp
+}
+
+/// The MCP form of a resource template.
+fn mcp_template(resource: &ServedResource) -> ResourceTemplate {
+    let spec = &resource.spec;
+    let mut mcp = ResourceTemplate::new(spec.uri.clone(), spec.name.clone());
+    mcp.title = spec.title.clone();
+    mcp.description = spec.description.clone();
+    mcp.mime_type = spec.mime_type.clone();
+    mcp
+}
+
+/// The MCP form of a prompt.
+fn mcp_prompt(prompt: &ServedPrompt) -> Prompt {
+    let spec = &prompt.spec;
+    let arguments = spec
+        .arguments
+        .iter()
+        .map(|a| {
+            let mut argument = PromptArgument::new(a.name.clone()).with_required(a.required);
+            argument.description = a.description.clone();
+            argument
+        })
+        .collect::<Vec<_>>();
+    let mut mcp = Prompt::new(
+        spec.name.clone(),
+        spec.description.clone(),
+        (!arguments.is_empty()).then_some(arguments),
+    );
+    mcp.title = spec.title.clone();
+    mcp
+}
+
+/// A failed read, render or completion as the JSON-RPC error the spec asks
+/// for. rmcp turns resource-not-found (-32002) into -32602 for 2026-07-28.
+fn protocol_error(failure: CallFailure, uri: Option<&str>) -> ErrorData {
+    match failure.kind {
+        FailureKind::UnknownResource => {
+            ErrorData::resource_not_found(failure.message, uri.map(|uri| json!({ "uri": uri })))
+        }
+        FailureKind::UnknownPrompt | FailureKind::InvalidArguments => {
+            ErrorData::invalid_params(failure.message, None)
+        }
+        _ => ErrorData::internal_error(failure.message, None),
+    }
+}
+
+/// Which list changed.
+#[derive(Debug, Clone, Copy)]
+enum List {
+    Tools,
+    Resources,
+    Prompts,
+}
+
+/// Waits for any of the lists a client follows to change.
+struct ListChanges {
+    tools: Option<watch::Receiver<u64>>,
+    resources: Option<watch::Receiver<u64>>,
+    prompts: Option<watch::Receiver<u64>>,
+}
+
+impl ListChanges {
+    fn new(registry: &Registry, tools: bool, resources: bool, prompts: bool) -> Self {
+        let follow = |wanted: bool, mut receiver: watch::Receiver<u64>| {
+            wanted.then(|| {
+                receiver.borrow_and_update();
+                receiver
+            })
+        };
+        Self {
+            tools: follow(tools, registry.watch_tools()),
+            resources: follow(resources, registry.watch_resources()),
+            prompts: follow(prompts, registry.watch_prompts()),
+        }
+    }
+
+    /// The next list to change; `None` once the registry is gone.
+    async fn next(&mut self) -> Option<List> {
+        async fn changed(receiver: &mut Option<watch::Receiver<u64>>) -> bool {
+            match receiver {
+                Some(receiver) => receiver.changed().await.is_ok(),
+                None => std::future::pending().await,
+            }
+        }
+        let (list, alive) = tokio::select! {
+            alive = changed(&mut self.tools) => (List::Tools, alive),
+            alive = changed(&mut self.resources) => (List::Resources, alive),
+            alive = changed(&mut self.prompts) => (List::Prompts, alive),
+        };
+        alive.then_some(list)
     }
 }
 
@@ -121,20 +257,169 @@ impl ServerHandler for McpHandler {
         }
     }
 
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        if !self.serves_resources() {
+            return Err(ErrorData::method_not_found::<ListResourcesRequestMethod>());
+        }
+        let set = self.registry.resources();
+        let resources = set.statics().map(|r| mcp_resource(r)).collect();
+        Ok(ListResourcesResult::with_all_items(resources))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        if !self.serves_resources() {
+            return Err(ErrorData::method_not_found::<
+                ListResourceTemplatesRequestMethod,
+            >());
+        }
+        let set = self.registry.resources();
+        let templates = set.templates().map(|r| mcp_template(r)).collect();
+        Ok(ListResourceTemplatesResult::with_all_items(templates))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        if !self.serves_resources() {
+            return Err(ErrorData::method_not_found::<ReadResourceRequestMethod>());
+        }
+        let read = self
+            .registry
+            .read_resource(call_source(&context), &request.uri)
+            .await
+            .map_err(|failure| protocol_error(failure, Some(&request.uri)))?;
+        let contents = read
+            .contents
+            .into_iter()
+            .map(|content| {
+                let mut served = ResourceContents::text(content.text, content.uri);
+                if let ResourceContents::TextResourceContents {
+                    mime_type, meta, ..
+                } = &mut served
+                {
+                    *mime_type = content.mime_type;
+                    *meta = (!content.meta.is_empty()).then_some(MetaObject(content.meta));
+                }
+                served
+            })
+            .collect();
+        Ok(ReadResourceResult::new(contents).into())
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        if !self.serves_prompts() {
+            return Err(ErrorData::method_not_found::<ListPromptsRequestMethod>());
+        }
+        let set = self.registry.prompts();
+        let prompts = set.prompts.iter().map(|p| mcp_prompt(p)).collect();
+        Ok(ListPromptsResult::with_all_items(prompts))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        if !self.serves_prompts() {
+            return Err(ErrorData::method_not_found::<GetPromptRequestMethod>());
+        }
+        let rendered = self
+            .registry
+            .render_prompt(call_source(&context), &request.name, request.arguments)
+            .await
+            .map_err(|failure| protocol_error(failure, None))?;
+        let messages = rendered
+            .messages
+            .into_iter()
+            .map(|message| {
+                let role = match message.role {
+                    MessageRole::User => Role::User,
+                    MessageRole::Assistant => Role::Assistant,
+                };
+                PromptMessage::new_text(role, message.text)
+            })
+            .collect();
+        let mut result = GetPromptResult::new(messages);
+        result.description = rendered.description;
+        Ok(result.into())
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        if !self.serves_resources() && !self.serves_prompts() {
+            return Err(ErrorData::method_not_found::<CompleteRequestMethod>());
+        }
+        let argument = &request.argument;
+        let values = match &request.r#ref {
+            Reference::Prompt(prompt) => {
+                self.registry
+                    .complete_prompt(&prompt.name, &argument.name, &argument.value)
+            }
+            Reference::Resource(resource) => {
+                self.registry
+                    .complete_resource(&resource.uri, &argument.name, &argument.value)
+            }
+            other => {
+                return Err(ErrorData::invalid_params(
+                    format!("cannot complete a `{}`", other.reference_type()),
+                    None,
+                ));
+            }
+        }
+        .map_err(|failure| ErrorData::invalid_params(failure.message, None))?;
+        let total = values.len();
+        let shown: Vec<String> = values
+            .into_iter()
+            .take(CompletionInfo::MAX_VALUES)
+            .collect();
+        let has_more = shown.len() < total;
+        let completion = CompletionInfo::with_pagination(shown, Some(total as u32), has_more)
+            .map_err(|message| ErrorData::internal_error(message, None))?;
+        Ok(CompleteResult::new(completion))
+    }
+
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
-        // Push list_changed to this session whenever the tools change, until
-        // the session ends.
+        // Push list_changed to this session whenever a list it was told about
+        // changes, until the session ends.
         let peer = context.peer;
-        let mut changes = self.registry.watch_tools();
-        changes.borrow_and_update();
+        let capabilities = &self.info.capabilities;
+        let mut changes = ListChanges::new(
+            &self.registry,
+            true,
+            capabilities.resources.is_some(),
+            capabilities.prompts.is_some(),
+        );
         tokio::spawn(async move {
             loop {
                 tokio::select! {
-                    changed = changes.changed() => {
-                        if changed.is_err() || peer.is_transport_closed() {
+                    list = changes.next() => {
+                        let Some(list) = list else { break };
+                        if peer.is_transport_closed() {
                             break;
                         }
-                        if peer.notify_tool_list_changed().await.is_err() {
+                        let sent = match list {
+                            List::Tools => peer.notify_tool_list_changed().await,
+                            List::Resources => peer.notify_resource_list_changed().await,
+                            List::Prompts => peer.notify_prompt_list_changed().await,
+                        };
+                        if sent.is_err() {
                             break;
                         }
                     }
@@ -152,25 +437,40 @@ impl ServerHandler for McpHandler {
         &self,
         _requested: &SubscriptionFilter,
     ) -> Option<SubscriptionFilter> {
-        Some(SubscriptionFilter::builder().tools_list_changed().build())
+        // rmcp keeps only what the client asked for and what get_info advertises.
+        Some(
+            SubscriptionFilter::builder()
+                .tools_list_changed()
+                .resources_list_changed()
+                .prompts_list_changed()
+                .build(),
+        )
     }
 
     /// Protocol 2026-07-28 has no sessions: clients that want list_changed
     /// hold a `subscriptions/listen` request open instead.
     async fn listen(&self, subscription: SubscriptionContext) -> Result<(), ErrorData> {
-        let mut changes = self.registry.watch_tools();
-        changes.borrow_and_update();
+        let accepted = subscription.accepted();
+        let mut changes = ListChanges::new(
+            &self.registry,
+            accepted.tools_list_changed == Some(true),
+            accepted.resources_list_changed == Some(true),
+            accepted.prompts_list_changed == Some(true),
+        );
         loop {
-            tokio::select! {
+            let list = tokio::select! {
                 _ = subscription.cancelled() => return Ok(()),
-                changed = changes.changed() => {
-                    if changed.is_err() {
-                        return Ok(());
-                    }
-                    if subscription.sink().notify_tool_list_changed().await.is_err() {
-                        return Ok(());
-                    }
-                }
+                list = changes.next() => list,
+            };
+            let sink = subscription.sink();
+            let sent = match list {
+                None => return Ok(()),
+                Some(List::Tools) => sink.notify_tool_list_changed().await,
+                Some(List::Resources) => sink.notify_resource_list_changed().await,
+                Some(List::Prompts) => sink.notify_prompt_list_changed().await,
+            };
+            if sent.is_err() {
+                return Ok(());
             }
         }
     }

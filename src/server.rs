@@ -9,16 +9,18 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::catalog::CatalogError;
+use crate::catalog::{CatalogError, DefinitionError};
 use crate::events::{self, EventBus};
 use crate::http::{self, HttpOptions};
-use crate::registry::{Registry, RegistryOptions};
+use crate::registry::{DefinitionPaths, Registry, RegistryOptions};
 
 /// Everything the server needs to start.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub listen: SocketAddr,
     pub registry: RegistryOptions,
+    /// resources.yml and prompts.yml.
+    pub definitions: DefinitionPaths,
     pub http: HttpOptions,
     /// Append every event as JSON to this file.
     pub audit_log: Option<PathBuf>,
@@ -32,6 +34,8 @@ pub struct Settings {
 pub enum StartError {
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Definitions(#[from] DefinitionError),
     #[error(transparent)]
     Admin(#[from] http::admin::AdminSetupError),
     #[error(
@@ -81,6 +85,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
         tokio::spawn(events::log_calls(bus.subscribe()));
     }
     let registry = Registry::start(settings.registry.clone(), bus).await?;
+    registry.load_definitions(&settings.definitions).await?;
     let listener = TcpListener::bind(settings.listen)
         .await
         .map_err(|reason| StartError::Bind {

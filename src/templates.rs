@@ -11,6 +11,9 @@
 use std::borrow::Cow;
 use std::fmt;
 
+/// The values of a template's variables in a URI, in template order.
+pub type VariableValues = Vec<(String, String)>;
+
 /// One piece of a URI template.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Part {
@@ -93,7 +96,7 @@ impl UriTemplate {
     /// The values of the variables when `uri` is an expansion of this
     /// template, in template order, percent-decoded. A value is never empty
     /// and never holds a `/` (level-1 expansion encodes one as `%2F`).
-    pub fn matches(&self, uri: &str) -> Option<Vec<(String, String)>> {
+    pub fn matches(&self, uri: &str) -> Option<VariableValues> {
         let mut values = Vec::new();
         let mut rest = uri;
         let mut parts = self.parts.iter().peekable();
@@ -222,7 +225,7 @@ pub fn fill<'a>(text: &str, value: impl Fn(&str) -> Option<&'a str>) -> String {
 mod tests {
     use super::*;
 
-    fn values(template: &str, uri: &str) -> Option<Vec<(String, String)>> {
+    fn values(template: &str, uri: &str) -> Option<VariableValues> {
         UriTemplate::parse(template).unwrap().matches(uri)
     }
 

@@ -1,12 +1,13 @@
-//! Watch mode (`--watch`): when plugins.yml or a module changes on disk,
-//! reload what changed.
+//! Watch mode (`--watch`): when plugins.yml, a module, resources.yml or
+//! prompts.yml changes on disk, reload what changed.
 //!
 //! Events are debounced: a reload starts only after the files have been
 //! quiet for a moment, so a module still being copied is not loaded half
 //! way. If it is anyway (a copy that stalls), loading fails, the previous
 //! version keeps serving, and the next write triggers another reload.
-//! Only the folders that matter are watched: the one holding plugins.yml and
-//! the ones holding declared modules (not, say, a `target/` full of builds).
+//! Only the folders that matter are watched: the ones holding plugins.yml,
+//! resources.yml and prompts.yml, and the ones holding declared modules (not,
+//! say, a `target/` full of builds).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -48,15 +49,15 @@ async fn run(registry: Registry, shutdown: CancellationToken) -> notify::Result<
     update_watches(&registry, &mut watcher, &mut watched);
     tracing::info!(
         folders = watched.len(),
-        "watching plugins.yml and the module folders"
+        "watching plugins.yml, resources.yml, prompts.yml and the module folders"
     );
-    let catalog_name = registry
-        .catalog_path()
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
+    let file_names: Vec<_> = std::iter::once(registry.catalog_path().to_path_buf())
+        .chain(registry.definition_files())
+        .filter_map(|path| path.file_name().map(|n| n.to_os_string()))
+        .collect();
     let relevant = |path: &Path| {
-        path.file_name() == Some(catalog_name.as_os_str())
+        path.file_name()
+            .is_some_and(|name| file_names.iter().any(|n| n == name))
             || path.extension().is_some_and(|e| e == "wasm")
     };
     loop {
@@ -90,7 +91,8 @@ async fn run(registry: Registry, shutdown: CancellationToken) -> notify::Result<
     }
 }
 
-/// Watch exactly the folders of plugins.yml and of the declared modules.
+/// Watch exactly the folders of plugins.yml, the definition files and the
+/// declared modules.
 fn update_watches(
     registry: &Registry,
     watcher: &mut impl Watcher,
@@ -104,6 +106,9 @@ fn update_watches(
         std::fs::canonicalize(parent.unwrap_or(Path::new("."))).ok()
     };
     wanted.extend(folder_of(registry.catalog_path()));
+    for file in registry.definition_files() {
+        wanted.extend(folder_of(&file));
+    }
     for entry in &snapshot.plugins {
         wanted.extend(folder_of(&crate::runtime::module_path_of(
             &entry.spec,

@@ -51,18 +51,29 @@ pub enum DefinitionError {
 }
 
 impl DefinitionError {
-    /// The problems without their file name, joined: for an entry that came
-    /// in a request rather than from the file.
+    /// The problems without their file name, joined: for definitions built
+    /// from a request rather than read from the file.
     pub fn messages(&self) -> String {
+        self.joined(|key| key)
+    }
+
+    /// Like [`DefinitionError::messages`], for the definitions of a single
+    /// entry: keys are given within the entry (`uri`, not `resources.static[0].uri`).
+    pub fn entry_messages(&self) -> String {
+        self.joined(|key| match key.split_once("].") {
+            Some((_, within)) => within,
+            None if key.ends_with(']') => "",
+            None => key,
+        })
+    }
+
+    fn joined(&self, key: impl Fn(&str) -> &str) -> String {
         match self {
             DefinitionError::Invalid { problems } => problems
                 .iter()
-                .map(|p| {
-                    if p.key.is_empty() {
-                        p.message.clone()
-                    } else {
-                        format!("{}: {}", p.key, p.message)
-                    }
+                .map(|p| match key(&p.key) {
+                    "" => p.message.clone(),
+                    key => format!("{key}: {}", p.message),
                 })
                 .collect::<Vec<_>>()
                 .join("; "),

@@ -12,8 +12,8 @@ use serde_json::{Map, Value};
 
 use super::Problem;
 use super::definitions::{
-    Definitions, Locator, ParameterSpec, check_entry_name, check_mime_type, null_is_default,
-    parameter_problems, scalar,
+    DefinitionFile, Definitions, Locator, ParameterSpec, check_entry_name, check_mime_type,
+    null_is_default, parameter_problems, scalar,
 };
 use super::source_map::Step;
 use crate::templates::UriTemplate;
@@ -193,6 +193,54 @@ impl ResourceCatalog {
     }
 }
 
+impl DefinitionFile<ResourceCatalog> {
+    /// Problems with resources computed by a plugin, given what `plugin` knows
+    /// of each: `None` when plugins.yml does not declare it, else its exports
+    /// when they are known (the plugin loaded).
+    pub fn computed_problems<'a>(
+        &self,
+        plugin: impl Fn(&str) -> Option<Option<&'a [String]>>,
+    ) -> Vec<Problem> {
+        let at = Locator {
+            file: &self.path,
+            source: &self.source,
+        };
+        self.definitions
+            .entries()
+            .filter_map(|(kind, i, spec)| {
+                let (name, function) = spec.computed_by()?;
+                let (key, message) = match plugin(name) {
+                    None => (
+                        "plugin",
+                        format!(
+                            "resource `{}` is computed by plugin `{name}`, which plugins.yml does not declare; reading it fails until it does",
+                            spec.name
+                        ),
+                    ),
+                    Some(Some(exports)) if !exports.iter().any(|e| e == function) => (
+                        "function",
+                        format!(
+                            "resource `{}` is computed by `{function}`, which plugin `{name}` does not export; exports are: {}",
+                            spec.name,
+                            exports.join(", ")
+                        ),
+                    ),
+                    Some(_) => return None,
+                };
+                Some(at.problem(
+                    &[
+                        Step::Key("resources"),
+                        Step::Key(kind.as_str()),
+                        Step::Item(i),
+                        Step::Key(key),
+                    ],
+                    message,
+                ))
+            })
+            .collect()
+    }
+}
+
 impl Definitions for ResourceCatalog {
     const WHAT: &'static str = "resources";
 
@@ -326,7 +374,7 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::catalog::{DefinitionError, DefinitionFile};
+    use crate::catalog::DefinitionError;
 
     /// WASImancer's own resources/resources.yml, shape for shape.
     pub const WASIMANCER: &str = "\

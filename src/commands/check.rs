@@ -1,10 +1,15 @@
-//! `wasimancer check`: validate plugins.yml and every plugin in it, without
-//! serving anything, and print what was found.
+//! `wasimancer check`: validate plugins.yml and every plugin in it, and
+//! resources.yml and prompts.yml, without serving anything, and print what
+//! was found.
 
 use std::fmt::Write as _;
+use std::path::Path;
 
-use crate::catalog::{CatalogFile, PluginSpec};
+use crate::catalog::{
+    CatalogFile, DefinitionFile, Definitions, PluginSpec, PromptCatalog, ResourceCatalog,
+};
 use crate::cli::PluginArgs;
+use crate::registry::DefinitionPaths;
 use crate::runtime::LoadedPlugin;
 
 /// What `check` found for one plugin.
@@ -15,22 +20,47 @@ pub struct PluginCheck {
     pub functions: String,
     /// `Ok` with a short note, or the problem.
     pub result: Result<String, String>,
+    /// The module's exports, when it loaded.
+    pub exports: Option<Vec<String>>,
 }
 
-/// The whole report: problems with plugins.yml itself, or one row per plugin.
+/// What `check` found for resources.yml or prompts.yml.
+pub struct DefinitionCheck {
+    pub file: String,
+    /// `Ok` with what it serves, or the problems.
+    pub result: Result<String, String>,
+}
+
+/// The whole report: problems with plugins.yml itself, or one row per
+/// plugin; then a line per definition file.
 pub struct CheckReport {
     pub file: String,
     pub catalog_problem: Option<String>,
     pub plugins: Vec<PluginCheck>,
+    pub definitions: Vec<DefinitionCheck>,
 }
 
 impl CheckReport {
     pub fn is_ok(&self) -> bool {
-        self.catalog_problem.is_none() && self.plugins.iter().all(|p| p.result.is_ok())
+        self.catalog_problem.is_none()
+            && self.plugins.iter().all(|p| p.result.is_ok())
+            && self.definitions.iter().all(|d| d.result.is_ok())
     }
 
-    /// The report as a table followed by the problems in full.
+    /// The report as a table followed by the problems in full, then the
+    /// definition files.
     pub fn render(&self) -> String {
+        let mut out = self.render_plugins();
+        for definition in &self.definitions {
+            let _ = match &definition.result {
+                Ok(note) => writeln!(out, "{}: {note}", definition.file),
+                Err(problems) => writeln!(out, "{}: FAILED\n{problems}", definition.file),
+            };
+        }
+        out
+    }
+
+    fn render_plugins(&self) -> String {
         let mut out = String::new();
         if let Some(problem) = &self.catalog_problem {
             let _ = writeln!(out, "{problem}");
@@ -98,8 +128,102 @@ impl CheckReport {
     }
 }
 
-/// Check plugins.yml and every plugin, loading each with one instance.
-pub async fn run(args: &PluginArgs) -> CheckReport {
+/// Check plugins.yml and every plugin, loading each with one instance, then
+/// resources.yml and prompts.yml.
+pub async fn run(args: &PluginArgs, definitions: &DefinitionPaths) -> CheckReport {
+    let mut report = check_plugins(args).await;
+    let declared = CatalogFile::read(&args.plugins_file).ok();
+    if let Some(location) = &definitions.resources {
+        let file = check_definitions::<ResourceCatalog>(&location.path, location.configured);
+        report.definitions.push(match file {
+            Ok(Some(file)) => {
+                let problems = file.computed_problems(|name| {
+                    declared.as_ref()?.catalog.position(name)?;
+                    Some(
+                        report
+                            .plugins
+                            .iter()
+                            .find(|p| p.name == name)
+                            .and_then(|p| p.exports.as_deref()),
+                    )
+                });
+                let sections = &file.definitions.resources;
+                let note = format!(
+                    "{} static, {} dynamic",
+                    sections.statics.len(),
+                    sections.dynamic.len()
+                );
+                definition_check(&location.path, note, problems)
+            }
+            Ok(None) => absent(&location.path),
+            Err(problems) => DefinitionCheck {
+                file: location.path.display().to_string(),
+                result: Err(problems),
+            },
+        });
+    }
+    if let Some(location) = &definitions.prompts {
+        let file = check_definitions::<PromptCatalog>(&location.path, location.configured);
+        report.definitions.push(match file {
+            Ok(Some(file)) => {
+                let note = format!("{} prompts", file.definitions.prompts.predefined.len());
+                definition_check(&location.path, note, Vec::new())
+            }
+            Ok(None) => absent(&location.path),
+            Err(problems) => DefinitionCheck {
+                file: location.path.display().to_string(),
+                result: Err(problems),
+            },
+        });
+    }
+    report
+}
+
+/// The file at `path` checked; `None` when it is absent and was not named.
+fn check_definitions<T: Definitions>(
+    path: &Path,
+    configured: bool,
+) -> Result<Option<DefinitionFile<T>>, String> {
+    match DefinitionFile::<T>::read(path) {
+        Ok(file) if file.exists => Ok(Some(file)),
+        Ok(_) if configured => Err(format!(
+            "{} does not exist (no {} would be served)",
+            path.display(),
+            T::WHAT
+        )),
+        Ok(_) => Ok(None),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+fn definition_check(
+    path: &Path,
+    note: String,
+    problems: Vec<crate::catalog::Problem>,
+) -> DefinitionCheck {
+    let result = if problems.is_empty() {
+        Ok(format!("{note}, ok"))
+    } else {
+        Err(problems
+            .iter()
+            .map(|p| format!("- {p}"))
+            .collect::<Vec<_>>()
+            .join("\n"))
+    };
+    DefinitionCheck {
+        file: path.display().to_string(),
+        result,
+    }
+}
+
+fn absent(path: &Path) -> DefinitionCheck {
+    DefinitionCheck {
+        file: path.display().to_string(),
+        result: Ok("not there, none served".into()),
+    }
+}
+
+async fn check_plugins(args: &PluginArgs) -> CheckReport {
     let file_name = args.plugins_file.display().to_string();
     let file = match CatalogFile::read(&args.plugins_file) {
         Ok(file) => file,
@@ -108,6 +232,7 @@ pub async fn run(args: &PluginArgs) -> CheckReport {
                 file: file_name,
                 catalog_problem: Some(error.to_string()),
                 plugins: Vec::new(),
+                definitions: Vec::new(),
             };
         }
     };
@@ -126,7 +251,12 @@ pub async fn run(args: &PluginArgs) -> CheckReport {
             None => format!("{file_name}: "),
         };
         tasks.push(tokio::task::spawn_blocking(move || {
-            let result = LoadedPlugin::load(&spec, &settings)
+            let loaded = LoadedPlugin::load(&spec, &settings);
+            let exports = loaded
+                .as_ref()
+                .ok()
+                .map(|loaded| loaded.module_info().exports.clone());
+            let result = loaded
                 .map(|loaded| format!("compiled in {} ms", loaded.load_time().as_millis()))
                 .map_err(|error| format!("{location}{error}"));
             PluginCheck {
@@ -140,6 +270,7 @@ pub async fn run(args: &PluginArgs) -> CheckReport {
                     .collect::<Vec<_>>()
                     .join(", "),
                 result,
+                exports,
             }
         }));
     }
@@ -151,11 +282,13 @@ pub async fn run(args: &PluginArgs) -> CheckReport {
             path: "-".into(),
             functions: "-".into(),
             result: Err("the check itself failed (the loader thread panicked)".into()),
+            exports: None,
         }));
     }
     CheckReport {
         file: file_name,
         catalog_problem: None,
         plugins,
+        definitions: Vec::new(),
     }
 }

@@ -49,6 +49,7 @@ fn new_call(id: u64, tool: &str, ok: bool) -> ConsoleEvent {
         id,
         started: testing::wall(100 + id),
         source: CallSource::Console,
+        kind: Default::default(),
         tool: tool.into(),
         plugin: "roll-dice".into(),
         arguments: "{}".into(),
@@ -382,6 +383,7 @@ fn r_reloads_the_selected_plugin_and_the_result_is_shown() {
                 change: Change::Replaced,
                 message: "reloaded with 1 instance in 10 ms".into(),
             }],
+            ..Default::default()
         }),
     });
     assert!(app.plugins.reloading.is_empty());

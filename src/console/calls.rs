@@ -333,6 +333,7 @@ mod tests {
             id,
             started: SystemTime::UNIX_EPOCH,
             source: CallSource::Console,
+            kind: Default::default(),
             tool: tool.into(),
             plugin: "dice".into(),
             arguments: "{}".into(),

@@ -232,6 +232,7 @@ pub fn calls() -> Vec<Arc<ServerEvent>> {
                 id: i as u64 + 1,
                 started: wall(i as u64 * 7),
                 source,
+                kind: Default::default(),
                 tool: tool.into(),
                 plugin: plugin.into(),
                 arguments: arguments.into(),

@@ -299,6 +299,7 @@ fn reload_report() {
                         message: "reloaded with 2 instances in 14 ms".into(),
                     },
                 ],
+                ..Default::default()
             }),
         });
     });

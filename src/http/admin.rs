@@ -1,6 +1,8 @@
 //! The admin REST API: WASImancer's plugin endpoints (`POST /upload-plugin`,
 //! `PUT /update-plugin`, `DELETE /remove-plugin/{name}`) with its field names
-//! and responses, done safely, plus `GET /plugins` and `POST /reload`.
+//! and responses, done safely, plus `GET /plugins` and `POST /reload`. The
+//! resource and prompt endpoints are in `admin_definitions`, behind the same
+//! token.
 //!
 //! The token is checked by a layer before any body is read. Uploaded modules
 //! land only inside the upload folder, under the path the entry declares,
@@ -67,6 +69,7 @@ pub fn routes(registry: Registry, options: &AdminOptions) -> Result<Router, Admi
             plugins: plugins_dir.clone(),
         })?
         .to_path_buf();
+    let definitions = super::admin_definitions::routes(registry.clone());
     let state = AdminState {
         registry,
         plugins_dir,
@@ -85,19 +88,20 @@ pub fn routes(registry: Registry, options: &AdminOptions) -> Result<Router, Admi
         .route("/plugins", get(list))
         .route("/reload", post(reload))
         .with_state(state)
+        .merge(definitions)
         .layer(DefaultBodyLimit::max(options.max_upload_bytes))
         .layer(axum::middleware::from_fn_with_state(auth, require_bearer)))
 }
 
 /// An error answer: a status and `{"error": "..."}`.
 #[derive(Debug)]
-struct AdminError {
-    status: StatusCode,
-    message: String,
+pub(super) struct AdminError {
+    pub(super) status: StatusCode,
+    pub(super) message: String,
 }
 
 impl AdminError {
-    fn bad_request(message: impl Into<String>) -> Self {
+    pub(super) fn bad_request(message: impl Into<String>) -> Self {
         Self {
             status: StatusCode::BAD_REQUEST,
             message: message.into(),
@@ -114,8 +118,13 @@ impl IntoResponse for AdminError {
 impl From<ChangeError> for AdminError {
     fn from(error: ChangeError) -> Self {
         let status = match &error {
-            ChangeError::UnknownPlugin { .. } => StatusCode::NOT_FOUND,
-            ChangeError::Conflict(_) | ChangeError::CatalogOnDisk(_) => StatusCode::CONFLICT,
+            ChangeError::UnknownPlugin { .. } | ChangeError::UnknownEntry { .. } => {
+                StatusCode::NOT_FOUND
+            }
+            ChangeError::InvalidEntry(_) => StatusCode::BAD_REQUEST,
+            ChangeError::Conflict(_)
+            | ChangeError::CatalogOnDisk(_)
+            | ChangeError::FileOnDisk { .. } => StatusCode::CONFLICT,
             ChangeError::Module(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ChangeError::Catalog(_) | ChangeError::Write { .. } => {
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -367,6 +376,7 @@ async fn reload(State(state): State<AdminState>) -> Result<Json<Value>, AdminErr
         "ok": !report.has_failures(),
         "summary": report.summary(),
         "changes": report.changes,
+        "definitions": report.definitions,
     })))
 }
 

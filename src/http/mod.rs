@@ -2,6 +2,7 @@
 //! admin API, each behind the checks it needs.
 
 pub mod admin;
+mod admin_definitions;
 pub mod guard;
 mod mcp_endpoint;
 
@@ -107,6 +108,8 @@ async fn health(
         "status": "ok",
         "plugins": { "loaded": loaded, "failed": failed },
         "tools": snapshot.tools.len(),
+        "resources": registry.resources().resources.len(),
+        "prompts": registry.prompts().prompts.len(),
     }))
 }
 

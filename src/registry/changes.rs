@@ -1,5 +1,5 @@
 //! Changing the set of plugins: loading at startup, reloading from
-//! plugins.yml. Every change goes through here, whoever asks (the console's
+//! plugins.yml (and, with it, resources.yml and prompts.yml). Every change goes through here, whoever asks (the console's
 //! `r`/`R`, the admin API, watch mode), takes the change lock, builds the new
 //! versions off to the side and publishes them in one atomic swap. A plugin
 //! that fails to load keeps serving its previous version.
@@ -10,6 +10,7 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
+use super::definitions::DefinitionChange;
 use super::{PluginEntry, Registry};
 use crate::catalog::{CatalogError, CatalogFile, PluginSpec};
 use crate::events::{Change, LifecycleEvent, ServerEvent};
@@ -23,16 +24,20 @@ pub struct PluginChange {
     pub message: String,
 }
 
-/// What a change did, plugin by plugin.
+/// What a change did, plugin by plugin, and (for a reload of everything)
+/// to resources.yml and prompts.yml.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ChangeReport {
     pub changes: Vec<PluginChange>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub definitions: Vec<DefinitionChange>,
 }
 
 impl ChangeReport {
-    /// Whether some plugin failed to load.
+    /// Whether some plugin failed to load, or a definition file is invalid.
     pub fn has_failures(&self) -> bool {
         self.changes.iter().any(|c| c.change == Change::Failed)
+            || self.definitions.iter().any(|c| c.change == Change::Failed)
     }
 
     /// One line: "1 replaced, 1 failed (hello: …), 3 unchanged".
@@ -60,11 +65,15 @@ impl ChangeReport {
             }
             parts.push(part);
         }
-        if parts.is_empty() {
-            "no plugins".into()
+        let mut summary = if parts.is_empty() {
+            "no plugins".to_string()
         } else {
             parts.join(", ")
+        };
+        for definition in &self.definitions {
+            summary.push_str(&format!("; {}", definition.message));
         }
+        summary
     }
 }
 
@@ -78,6 +87,20 @@ pub enum ChangeError {
     CatalogOnDisk(String),
     #[error("plugin `{name}` is not in {file}")]
     UnknownPlugin { name: String, file: String },
+    /// No resource or prompt of that name.
+    #[error("{what} `{name}` is not in {file}")]
+    UnknownEntry {
+        what: &'static str,
+        name: String,
+        file: String,
+    },
+    /// A resource or prompt sent in a request is not valid by itself.
+    #[error("{0}")]
+    InvalidEntry(String),
+    /// resources.yml or prompts.yml on disk is invalid, so it cannot be
+    /// edited safely.
+    #[error("{file} on disk is invalid; fix it first (nothing was changed): {problems}")]
+    FileOnDisk { file: String, problems: String },
     /// The change would clash with another plugin (a name, a tool, a path).
     #[error("{0}")]
     Conflict(String),
@@ -121,8 +144,16 @@ impl Registry {
 
     /// Re-read plugins.yml and apply what changed: new plugins are loaded,
     /// changed entries and modules reloaded, removed ones dropped. An invalid
-    /// plugins.yml changes nothing.
+    /// plugins.yml changes nothing. resources.yml and prompts.yml are read
+    /// again too, each on its own: an invalid one keeps what it served.
     pub async fn reload_all(&self, origin: &str) -> Result<ChangeReport, ChangeError> {
+        let definitions = self.reload_definitions(origin).await;
+        let mut report = self.reload_plugins(origin).await?;
+        report.definitions = definitions;
+        Ok(report)
+    }
+
+    async fn reload_plugins(&self, origin: &str) -> Result<ChangeReport, ChangeError> {
         let _guard = self.inner.change_lock.lock().await;
         let catalog = match CatalogFile::read(self.catalog_path()) {
             Ok(catalog) => Arc::new(catalog),
@@ -252,6 +283,7 @@ impl Registry {
         self.publish(Arc::clone(&current.catalog), entries, changed);
         let report = ChangeReport {
             changes: vec![plugin_change],
+            ..Default::default()
         };
         self.announce(&report, origin);
         Ok(report)

@@ -131,6 +131,7 @@ impl Registry {
                     "removed".into()
                 },
             }],
+            ..Default::default()
         };
         self.announce(&report, origin);
         Ok(Edited {
@@ -269,6 +270,7 @@ impl Registry {
                     target.display()
                 ),
             }],
+            ..Default::default()
         };
         self.announce(&report, origin);
         Ok(Edited {

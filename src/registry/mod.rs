@@ -9,13 +9,20 @@
 //!
 //! MCP sessions, the console and the command line all call through
 //! [`Registry::call`], which validates arguments, runs the plugin and
-//! publishes a [`CallEvent`] for every call.
+//! publishes a [`CallEvent`] for every call. Resources and prompts (from
+//! resources.yml and prompts.yml) live beside the plugins, each in a set of
+//! its own, and their reads and renders are recorded the same way.
 
 mod changes;
+mod definitions;
 mod edits;
+mod prompts;
+mod resources;
 mod tool;
 
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -26,11 +33,14 @@ use serde_json::{Map, Value};
 use tokio::sync::watch;
 
 pub use changes::{ChangeError, ChangeReport, PluginChange};
+pub use definitions::{DefinitionChange, DefinitionLocation, DefinitionPaths};
 pub use edits::{Edited, OwnsFile};
+pub use prompts::{PromptSet, RenderedMessage, RenderedPrompt, ServedPrompt};
+pub use resources::{ResourceContent, ResourceEdit, ResourceRead, ResourceSet, ServedResource};
 pub use tool::Tool;
 
 use crate::catalog::{CatalogError, CatalogFile, PluginSpec};
-use crate::events::{CallEvent, CallSource, CallStatus, EventBus, ServerEvent, preview};
+use crate::events::{CallEvent, CallKind, CallSource, CallStatus, EventBus, ServerEvent, preview};
 use crate::runtime::{CallFailure, FailureKind, LoadedPlugin, RuntimeSettings};
 
 /// How many finished calls keep their full arguments and output for the console.
@@ -202,6 +212,33 @@ struct Inner {
     /// One change to plugins at a time.
     change_lock: tokio::sync::Mutex<()>,
     details: Option<Mutex<VecDeque<Arc<CallDetail>>>>,
+    /// What resources.yml serves.
+    resources: definitions::Store<ResourceSet>,
+    /// What prompts.yml serves.
+    prompts: definitions::Store<PromptSet>,
+}
+
+/// What a finished call reports, whatever it was (a tool call, a resource
+/// read, a prompt rendered).
+struct Finished<T> {
+    kind: CallKind,
+    name: Arc<str>,
+    plugin: Arc<str>,
+    /// The arguments as JSON.
+    arguments: String,
+    output: Result<T, CallFailure>,
+    overlapping: u32,
+}
+
+/// How a call's output reads in its record (the preview and the details).
+trait RecordedOutput {
+    fn record_text(&self) -> Cow<'_, str>;
+}
+
+impl RecordedOutput for String {
+    fn record_text(&self) -> Cow<'_, str> {
+        Cow::Borrowed(self)
+    }
 }
 
 impl Registry {
@@ -248,6 +285,8 @@ impl Registry {
                 tools_changed: watch::channel(0).0,
                 change_lock: tokio::sync::Mutex::new(()),
                 details,
+                resources: definitions::Store::new(),
+                prompts: definitions::Store::new(),
             }),
         };
         registry.load_all("startup").await;
@@ -294,47 +333,65 @@ impl Registry {
         tool: &str,
         arguments: Option<Map<String, Value>>,
     ) -> Result<CallReply, CallFailure> {
+        let arguments = arguments.unwrap_or_default();
+        let work = async move {
+            let found = self.inner.live.load().tool(tool).cloned();
+            let mut finished = Finished {
+                kind: CallKind::Tool,
+                // Record the tool by its MCP name, whichever name the caller used.
+                name: found
+                    .as_ref()
+                    .map_or_else(|| tool.into(), |t| Arc::clone(&t.name)),
+                plugin: found
+                    .as_ref()
+                    .map_or_else(|| "".into(), |t| Arc::clone(&t.plugin_name)),
+                arguments: String::new(),
+                output: Err(self.unknown_tool(tool)),
+                overlapping: 0,
+            };
+            if let Some(found) = found {
+                match found.input(&arguments) {
+                    Err(message) => {
+                        finished.output =
+                            Err(CallFailure::new(FailureKind::InvalidArguments, message))
+                    }
+                    Ok(input) => {
+                        let result = found
+                            .plugin
+                            .call(Arc::clone(&found.function), input.into_bytes())
+                            .await;
+                        finished.output = result.output;
+                        finished.overlapping = result.overlapping;
+                    }
+                }
+            }
+            finished.arguments = Value::Object(arguments).to_string();
+            finished
+        };
+        let (call_id, output) = self.record(source, work).await;
+        output.map(|text| CallReply { call_id, text })
+    }
+
+    /// Run `work` as a call of `source`: count it, time it, and publish its
+    /// record (and keep its details for the console) when it ends.
+    async fn record<T: RecordedOutput>(
+        &self,
+        source: CallSource,
+        work: impl Future<Output = Finished<T>>,
+    ) -> (u64, Result<T, CallFailure>) {
         let started = SystemTime::now();
         let clock = Instant::now();
         let metrics = &self.inner.metrics;
         metrics.calls.fetch_add(1, Ordering::Relaxed);
         metrics.in_flight.fetch_add(1, Ordering::Relaxed);
-        let arguments = arguments.unwrap_or_default();
-        let snapshot = self.inner.live.load();
-        let found = snapshot.tool(tool).cloned();
-        drop(snapshot);
-        // Record the tool by its MCP name, whichever name the caller used.
-        let tool_name: Arc<str> = found
-            .as_ref()
-            .map_or_else(|| tool.into(), |t| Arc::clone(&t.name));
-        let (plugin_name, output, overlapping) = match found {
-            None => (Arc::<str>::from(""), Err(self.unknown_tool(tool)), 0),
-            Some(found) => match found.input(&arguments) {
-                Err(message) => (
-                    Arc::clone(&found.plugin_name),
-                    Err(CallFailure::new(FailureKind::InvalidArguments, message)),
-                    0,
-                ),
-                Ok(input) => {
-                    let result = found
-                        .plugin
-                        .call(Arc::clone(&found.function), input.into_bytes())
-                        .await;
-                    (
-                        Arc::clone(&found.plugin_name),
-                        result.output,
-                        result.overlapping,
-                    )
-                }
-            },
-        };
+        let finished = work.await;
         metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
-        if output.is_err() {
+        if finished.output.is_err() {
             metrics.errors.fetch_add(1, Ordering::Relaxed);
         }
         let id = self.inner.bus.next_call_id();
-        let arguments_json = Value::Object(arguments).to_string();
-        let status = match &output {
+        let text = finished.output.as_ref().map(|output| output.record_text());
+        let status = match &text {
             Ok(text) => CallStatus::Ok {
                 preview: preview(text),
             },
@@ -347,15 +404,16 @@ impl Registry {
             id,
             started,
             source,
-            tool: tool_name,
-            plugin: plugin_name,
-            arguments: preview(&arguments_json),
+            kind: finished.kind,
+            tool: finished.name,
+            plugin: finished.plugin,
+            arguments: preview(&finished.arguments),
             status,
             duration: clock.elapsed(),
-            overlapping,
+            overlapping: finished.overlapping,
         }));
-        self.keep_detail(id, arguments_json, &output);
-        output.map(|text| CallReply { call_id: id, text })
+        self.keep_detail(id, finished.arguments, text.as_deref().map_err(|f| *f));
+        (id, finished.output)
     }
 
     fn unknown_tool(&self, tool: &str) -> CallFailure {
@@ -373,14 +431,16 @@ impl Registry {
         )
     }
 
-    fn keep_detail(&self, id: u64, arguments: String, output: &Result<String, CallFailure>) {
+    fn keep_detail(&self, id: u64, arguments: String, output: Result<&str, &CallFailure>) {
         let Some(details) = &self.inner.details else {
             return;
         };
         let detail = Arc::new(CallDetail {
             id,
             arguments: truncate(arguments),
-            output: output.clone().map(truncate),
+            output: output
+                .map(|text| truncate(text.to_string()))
+                .map_err(Clone::clone),
         });
         if let Ok(mut details) = details.lock() {
             if details.len() == CALL_DETAILS_KEPT {

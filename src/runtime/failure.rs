@@ -65,7 +65,12 @@ fn list_or_none(names: &[String]) -> String {
 pub enum FailureKind {
     /// No tool of that name.
     UnknownTool,
-    /// The arguments do not fit the declared schema.
+    /// No resource at that URI.
+    UnknownResource,
+    /// No prompt of that name.
+    UnknownPrompt,
+    /// The arguments do not fit the declared schema (or a prompt's
+    /// arguments, or the variables in a resource URI, do not fit theirs).
     InvalidArguments,
     /// Every instance stayed busy for the whole queue timeout.
     Busy,
@@ -87,6 +92,8 @@ impl FailureKind {
     pub fn as_str(self) -> &'static str {
         match self {
             FailureKind::UnknownTool => "unknown tool",
+            FailureKind::UnknownResource => "unknown resource",
+            FailureKind::UnknownPrompt => "unknown prompt",
             FailureKind::InvalidArguments => "invalid arguments",
             FailureKind::Busy => "busy",
             FailureKind::Timeout => "timeout",

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 use wasimancer::events::{EventReader, Received, ServerEvent};
 use wasimancer::http::{AdminOptions, HttpOptions, Token};
-use wasimancer::registry::RegistryOptions;
+use wasimancer::registry::{DefinitionPaths, RegistryOptions};
 use wasimancer::runtime::{CompileCache, RuntimeSettings};
 use wasimancer::server::{self, RunningServer, Settings};
 
@@ -134,6 +134,7 @@ pub fn settings(dir: &Path, plugins_dir: &Path) -> Settings {
             },
             keep_call_details: true,
         },
+        definitions: DefinitionPaths::beside(&dir.join("plugins.yml")),
         http: HttpOptions {
             mcp_token: Some(Token::new(TOKEN)),
             admin: AdminOptions {
