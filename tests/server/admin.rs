@@ -1,20 +1,12 @@
 //! The admin API and watch mode: plugins uploaded, replaced, removed and
 //! reloaded while clients use the server.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use rmcp::model::ClientConfig;
-use rmcp::service::{NotificationContext, RunningService};
-use rmcp::transport::StreamableHttpClientTransport;
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::{ClientHandler, RoleClient, ServiceExt};
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
-use wasimancer::events::{Change, Received, ServerEvent};
+use wasimancer::events::Change;
 
 use crate::common::*;
 
@@ -57,24 +49,6 @@ fn greeter(path: &str) -> Value {
             "arguments": [{"name": "name", "type": "string", "description": "who"}]
         }]
     })
-}
-
-/// Every file below `root`, with its content: to show nothing changed.
-fn files(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut found = BTreeMap::new();
-    let mut pending = vec![root.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                pending.push(path);
-            } else {
-                let relative = path.strip_prefix(root).unwrap().to_path_buf();
-                found.insert(relative, std::fs::read(&path).unwrap());
-            }
-        }
-    }
-    found
 }
 
 struct Admin {
@@ -158,51 +132,11 @@ impl Admin {
     }
 }
 
-/// An MCP client that reports every `notifications/tools/list_changed`.
-#[derive(Clone)]
-struct ChangeListener {
-    changes: mpsc::UnboundedSender<()>,
-}
-
-impl ClientHandler for ChangeListener {
-    async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
-        let _ = self.changes.send(());
-    }
-
-    fn get_info(&self) -> ClientConfig {
-        ClientConfig::default()
-    }
-}
-
-async fn listening_client(
-    server: &TestServer,
-) -> (
-    RunningService<RoleClient, ChangeListener>,
-    mpsc::UnboundedReceiver<()>,
-) {
-    let (sender, receiver) = mpsc::unbounded_channel();
-    let transport = StreamableHttpClientTransport::from_config(
-        StreamableHttpClientTransportConfig::with_uri(server.url.clone()).auth_header(TOKEN),
-    );
-    let client = ChangeListener { changes: sender }
-        .serve(transport)
-        .await
-        .expect("client connects");
-    (client, receiver)
-}
-
-async fn next_change(changes: &mut mpsc::UnboundedReceiver<()>) {
-    tokio::time::timeout(Duration::from_secs(20), changes.recv())
-        .await
-        .expect("list_changed arrives")
-        .expect("client alive");
-}
-
 #[tokio::test]
 async fn upload_call_and_remove_with_clients_told_each_time() {
     let server = TestServer::start_in_copy(HELLO, |_| {}).await;
     let admin = Admin::new(&server);
-    let (client, mut changes) = listening_client(&server).await;
+    let (client, mut changes) = server.listening_client().await;
     assert_eq!(client.list_all_tools().await.unwrap().len(), 1);
 
     let data = greeter("bucket/greeter.wasm").to_string();
@@ -223,7 +157,7 @@ async fn upload_call_and_remove_with_clients_told_each_time() {
     );
     assert_eq!(body["metadata"]["name"], "greeter");
     assert_eq!(body["plugin"]["state"], "loaded");
-    next_change(&mut changes).await;
+    assert_eq!(next_list_change(&mut changes).await, Changed::Tools);
 
     let module = server.root().join("plugins/bucket/greeter.wasm");
     assert_eq!(std::fs::read(&module).unwrap(), hello_wasm());
@@ -249,7 +183,7 @@ async fn upload_call_and_remove_with_clients_told_each_time() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["message"], "Plugin removed successfully");
     assert_eq!(body["moduleDeleted"], true);
-    next_change(&mut changes).await;
+    assert_eq!(next_list_change(&mut changes).await, Changed::Tools);
     assert!(!module.exists(), "the uploaded module is deleted");
     let tools = client.list_all_tools().await.unwrap();
     assert!(tools.iter().all(|t| t.name != "greet_someone"));
@@ -889,23 +823,6 @@ async fn subscriptions_listen_delivers_list_changed_for_2026_07_28() {
         }
     }
     assert!(uploaded);
-}
-
-/// Wait for a plugin change of `kind` on the bus.
-async fn wait_for_change(events: &mut wasimancer::events::EventReader, kind: Change) -> String {
-    loop {
-        match tokio::time::timeout(Duration::from_secs(30), events.recv()).await {
-            Ok(Received::Event(event)) => {
-                if let ServerEvent::Lifecycle(change) = &*event
-                    && change.change == kind
-                {
-                    return change.message.clone();
-                }
-            }
-            Ok(Received::Dropped(_)) => {}
-            Ok(Received::Closed) | Err(_) => panic!("no {kind:?} change came"),
-        }
-    }
 }
 
 #[tokio::test]

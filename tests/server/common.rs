@@ -1,16 +1,18 @@
 //! A real server on 127.0.0.1:0 and real MCP clients talking to it.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rmcp::model::{CallToolRequestParams, CallToolResult, ClientConfig};
-use rmcp::service::RunningService;
+use rmcp::service::{NotificationContext, RunningService, ServiceError};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::{RoleClient, ServiceExt};
+use rmcp::{ClientHandler, RoleClient, ServiceExt};
 use serde_json::{Value, json};
 use tempfile::TempDir;
-use wasimancer::events::{EventReader, Received, ServerEvent};
+use tokio::sync::mpsc;
+use wasimancer::events::{Change, EventReader, Received, ServerEvent};
 use wasimancer::http::{AdminOptions, HttpOptions, Token};
 use wasimancer::registry::{DefinitionPaths, RegistryOptions};
 use wasimancer::runtime::{CompileCache, RuntimeSettings};
@@ -158,8 +160,21 @@ impl TestServer {
 
     /// Like [`TestServer::start`], with settings adjusted by `adjust`.
     pub async fn start_with(yaml: &str, adjust: impl FnOnce(&mut Settings)) -> Self {
+        Self::start_with_files(yaml, &[], adjust).await
+    }
+
+    /// Like [`TestServer::start_with`], with `files` (name, content) written
+    /// beside plugins.yml first: resources.yml, prompts.yml.
+    pub async fn start_with_files(
+        yaml: &str,
+        files: &[(&str, &str)],
+        adjust: impl FnOnce(&mut Settings),
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("plugins.yml"), yaml).unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
         let mut settings = settings(dir.path(), &repo_plugins());
         adjust(&mut settings);
         let server = server::start(settings).await.expect("server starts");
@@ -350,4 +365,108 @@ pub async fn messages(response: reqwest::Response) -> Vec<Value> {
         .filter(|data| !data.is_empty())
         .map(|data| serde_json::from_str(data).expect("json event"))
         .collect()
+}
+
+/// The JSON-RPC error code and message of a failed request.
+pub fn rpc_error(error: ServiceError) -> (i32, String) {
+    match error {
+        ServiceError::McpError(error) => (error.code.0, error.message.to_string()),
+        other => panic!("expected a JSON-RPC error, got {other}"),
+    }
+}
+
+/// Every file below `root`, with its content: to show nothing changed.
+pub fn files(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut found = BTreeMap::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                let relative = path.strip_prefix(root).unwrap().to_path_buf();
+                found.insert(relative, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    found
+}
+
+/// A list an MCP client was told changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Changed {
+    Tools,
+    Resources,
+    Prompts,
+}
+
+/// An MCP client that reports every `notifications/*/list_changed`.
+#[derive(Clone)]
+pub struct ListListener {
+    changes: mpsc::UnboundedSender<Changed>,
+}
+
+impl ClientHandler for ListListener {
+    async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        let _ = self.changes.send(Changed::Tools);
+    }
+
+    async fn on_resource_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        let _ = self.changes.send(Changed::Resources);
+    }
+
+    async fn on_prompt_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        let _ = self.changes.send(Changed::Prompts);
+    }
+
+    fn get_info(&self) -> ClientConfig {
+        ClientConfig::default()
+    }
+}
+
+impl TestServer {
+    /// An MCP client that reports list changes on the returned receiver.
+    pub async fn listening_client(
+        &self,
+    ) -> (
+        RunningService<RoleClient, ListListener>,
+        mpsc::UnboundedReceiver<Changed>,
+    ) {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let transport = StreamableHttpClientTransport::from_config(
+            StreamableHttpClientTransportConfig::with_uri(self.url.clone()).auth_header(TOKEN),
+        );
+        let client = ListListener { changes: sender }
+            .serve(transport)
+            .await
+            .expect("client connects");
+        (client, receiver)
+    }
+}
+
+/// Wait for the next list change a listening client is told about.
+pub async fn next_list_change(changes: &mut mpsc::UnboundedReceiver<Changed>) -> Changed {
+    tokio::time::timeout(Duration::from_secs(20), changes.recv())
+        .await
+        .expect("list_changed arrives")
+        .expect("client alive")
+}
+
+/// Wait for a change of `kind` (to a plugin, resources or prompts) on the bus;
+/// its message.
+pub async fn wait_for_change(events: &mut EventReader, kind: Change) -> String {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(30), events.recv()).await {
+            Ok(Received::Event(event)) => {
+                if let ServerEvent::Lifecycle(change) = &*event
+                    && change.change == kind
+                {
+                    return change.message.clone();
+                }
+            }
+            Ok(Received::Dropped(_)) => {}
+            Ok(Received::Closed) | Err(_) => panic!("no {kind:?} change came"),
+        }
+    }
 }

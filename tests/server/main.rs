@@ -2,7 +2,10 @@
 
 mod admin;
 mod common;
+mod definitions_admin;
 mod limits;
+mod prompts;
 mod protocol;
+mod resources;
 mod security;
 mod tools;
