@@ -23,6 +23,10 @@ fn wasimancer(args: &[&str]) -> Command {
         .env_remove("WASIMANCER_AUTHENTICATION_TOKEN")
         .env_remove("PLUGINS_PATH")
         .env_remove("PLUGINS_DEFINITION_FILE")
+        .env_remove("RESOURCES_PATH")
+        .env_remove("RESOURCES_DEFINITION_FILE")
+        .env_remove("PROMPTS_PATH")
+        .env_remove("PROMPTS_DEFINITION_FILE")
         .env_remove("HTTP_PORT")
         .env_remove("RUST_LOG")
         .env_remove("WASM_GREETING");
@@ -78,6 +82,50 @@ fn check_reports_every_sample_plugin_ready() {
     }
     assert!(
         stdout.contains("all 4 plugins are ready to serve"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("resources.yml: 1 resource and 2 templates, ok"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("prompts.yml: 1 prompt, ok"), "{stdout}");
+}
+
+#[test]
+fn check_reports_resources_and_prompts_with_their_lines() {
+    let folder = plugins_folder(HELLO);
+    let plugins = folder.path().join("plugins");
+    std::fs::write(
+        plugins.join("resources.yml"),
+        "resources:
+  dynamic:
+    - name: greeting
+      uri: hello://{name}
+      plugin: hello
+      function: say_hi
+",
+    )
+    .unwrap();
+    std::fs::write(
+        plugins.join("prompts.yml"),
+        "prompts:
+  predefined:
+    - name: greet
+      messages:
+        - text: hi
+          role: system
+",
+    )
+    .unwrap();
+    let (ok, stdout, _) = run(wasimancer(&["check"]).env("PLUGINS_PATH", &plugins));
+    assert!(!ok, "{stdout}");
+    assert!(
+        stdout.contains("resources.yml line 6, resources.dynamic[0].function: resource `greeting` is computed by `say_hi`, which plugin `hello` does not export; exports are: say_hello"),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .contains("prompts.yml line 6, prompts.predefined[0].messages[0].role: role `system`"),
         "{stdout}"
     );
 }

@@ -4,12 +4,13 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::catalog::{
     CatalogFile, DefinitionFile, Definitions, PluginSpec, PromptCatalog, ResourceCatalog,
 };
 use crate::cli::PluginArgs;
-use crate::registry::DefinitionPaths;
+use crate::registry::{DefinitionPaths, PromptSet, ResourceSet, ServedSet};
 use crate::runtime::LoadedPlugin;
 
 /// What `check` found for one plugin.
@@ -147,12 +148,7 @@ pub async fn run(args: &PluginArgs, definitions: &DefinitionPaths) -> CheckRepor
                             .and_then(|p| p.exports.as_deref()),
                     )
                 });
-                let sections = &file.definitions.resources;
-                let note = format!(
-                    "{} static, {} dynamic",
-                    sections.statics.len(),
-                    sections.dynamic.len()
-                );
+                let note = ResourceSet::from_file(Some(Arc::new(file))).describe();
                 definition_check(&location.path, note, problems)
             }
             Ok(None) => absent(&location.path),
@@ -166,7 +162,7 @@ pub async fn run(args: &PluginArgs, definitions: &DefinitionPaths) -> CheckRepor
         let file = check_definitions::<PromptCatalog>(&location.path, location.configured);
         report.definitions.push(match file {
             Ok(Some(file)) => {
-                let note = format!("{} prompts", file.definitions.prompts.predefined.len());
+                let note = PromptSet::from_file(Some(Arc::new(file))).describe();
                 definition_check(&location.path, note, Vec::new())
             }
             Ok(None) => absent(&location.path),

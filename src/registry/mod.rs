@@ -33,7 +33,7 @@ use serde_json::{Map, Value};
 use tokio::sync::watch;
 
 pub use changes::{ChangeError, ChangeReport, PluginChange};
-pub use definitions::{DefinitionChange, DefinitionLocation, DefinitionPaths};
+pub use definitions::{DefinitionChange, DefinitionLocation, DefinitionPaths, ServedSet};
 pub use edits::{Edited, OwnsFile};
 pub use prompts::{PromptSet, RenderedMessage, RenderedPrompt, ServedPrompt};
 pub use resources::{ResourceContent, ResourceEdit, ResourceRead, ResourceSet, ServedResource};
