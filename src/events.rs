@@ -309,50 +309,37 @@ pub async fn log_calls(mut reader: EventReader) {
 }
 
 fn log_call(call: &CallEvent) {
-    let micros = call.duration.as_micros() as u64;
-    // Tool calls keep the `tool=` field scripts look for; reads and renders
-    // say what they were.
-    match (&call.status, call.kind) {
-        (CallStatus::Ok { .. }, CallKind::Tool) => tracing::info!(
-            target: "wasimancer::calls",
-            id = call.id,
-            source = %call.source,
-            tool = %call.tool,
-            plugin = %call.plugin,
-            micros,
-            "ok"
-        ),
-        (CallStatus::Error { kind, message }, CallKind::Tool) => tracing::warn!(
-            target: "wasimancer::calls",
-            id = call.id,
-            source = %call.source,
-            tool = %call.tool,
-            plugin = %call.plugin,
-            micros,
-            %kind,
-            "{message}"
-        ),
-        (CallStatus::Ok { .. }, what) => tracing::info!(
-            target: "wasimancer::calls",
-            id = call.id,
-            source = %call.source,
-            %what,
-            name = %call.tool,
-            plugin = %call.plugin,
-            micros,
-            "ok"
-        ),
-        (CallStatus::Error { kind, message }, what) => tracing::warn!(
-            target: "wasimancer::calls",
-            id = call.id,
-            source = %call.source,
-            %what,
-            name = %call.tool,
-            plugin = %call.plugin,
-            micros,
-            %kind,
-            "{message}"
-        ),
+    // The name goes under a field saying what it names: `tool=` (which
+    // scripts look for), `resource=` or `prompt=`.
+    macro_rules! line {
+        ($name:ident) => {
+            match &call.status {
+                CallStatus::Ok { .. } => tracing::info!(
+                    target: "wasimancer::calls",
+                    id = call.id,
+                    source = %call.source,
+                    $name = %call.tool,
+                    plugin = %call.plugin,
+                    micros = call.duration.as_micros() as u64,
+                    "ok"
+                ),
+                CallStatus::Error { kind, message } => tracing::warn!(
+                    target: "wasimancer::calls",
+                    id = call.id,
+                    source = %call.source,
+                    $name = %call.tool,
+                    plugin = %call.plugin,
+                    micros = call.duration.as_micros() as u64,
+                    %kind,
+                    "{message}"
+                ),
+            }
+        };
+    }
+    match call.kind {
+        CallKind::Tool => line!(tool),
+        CallKind::Resource => line!(resource),
+        CallKind::Prompt => line!(prompt),
     }
 }
 

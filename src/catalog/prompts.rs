@@ -175,33 +175,7 @@ mod tests {
     use crate::catalog::{ArgumentType, DefinitionError, DefinitionFile};
 
     /// WASImancer's own prompts/prompts.yml, shape for shape.
-    const WASIMANCER: &str = "\
-prompts:
-  predefined:
-    - name: 'greet-user'
-      arguments:
-        - name: 'nickName'
-          type: 'string'
-      messages:
-        - text: 'Say hello to ${nickName}!'
-          role: 'user'
-
-    - name: 'code-analyst'
-      arguments:
-        - name: 'botName'
-          type: 'string'
-        - name: 'code'
-          type: 'string'
-      messages:
-        - text: 'My name is ${botName}. I am an expert in analyzing code.'
-          role: 'assistant'
-        - text: 'Analyze my source code: ${code}'
-          role: 'user'
-
-# TODO: investigate why I cannot add a message with a role 'system'
-
-  with-completion: # work in progress
-";
+    const WASIMANCER: &str = include_str!("../../tests/fixtures/wasimancer/prompts.yml");
 
     fn parse(text: &str) -> Result<DefinitionFile<PromptCatalog>, DefinitionError> {
         DefinitionFile::parse(Path::new("prompts.yml"), text)
@@ -232,7 +206,7 @@ prompts:
     fn duplicates_and_empty_prompts_are_reported() {
         let text = format!(
             "{}    - name: greet-user\n      messages: []\n",
-            WASIMANCER.replace("  with-completion: # work in progress\n", "")
+            WASIMANCER.replace("  with-completion: # 🚧 work in progress\n", "")
         );
         let Err(DefinitionError::Invalid { problems }) = parse(&text) else {
             panic!("expected problems");

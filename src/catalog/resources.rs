@@ -377,46 +377,7 @@ mod tests {
     use crate::catalog::DefinitionError;
 
     /// WASImancer's own resources/resources.yml, shape for shape.
-    pub const WASIMANCER: &str = "\
-about: |
-  Resources in WASImancer are predefined information elements.
-
-resources:
-  static:
-    - name: server-info
-      uri: config://server
-      contents:
-        - text: 🚀 This is WASImancer [preview], running on MCP!
-
-    - name: k33g-org-info
-      uri: info://k33g-org
-      contents:
-        - text: First name and Last name
-          firstName: Philippe
-          lastName: Charrière
-        - text: 🎉 tada!
-
-# Dynamic resources are resource templates
-  dynamic:
-    - name: echo
-      uri: echo://{message}
-      arguments:
-        - name: 'message'
-          type: 'string' # for informational purposes only
-      contents:
-        - text: 'Resource echo: ${message}'
-
-    - name: greet-user
-      uri: greet-user://{firstName}/{lastName}
-      arguments:
-        - name: 'firstName'
-          type: 'string'
-        - name: 'lastName'
-          type: 'string'
-      contents:
-        - text: 'Say 👋 to ${firstName}!'
-        - text: '🤗 hello ${firstName} ${lastName}!'
-";
+    const WASIMANCER: &str = include_str!("../../tests/fixtures/wasimancer/resources.yml");
 
     fn parse(text: &str) -> Result<DefinitionFile<ResourceCatalog>, DefinitionError> {
         DefinitionFile::parse(Path::new("resources.yml"), text)
@@ -452,15 +413,16 @@ resources:
         let text = WASIMANCER
             .replace("uri: echo://{message}", "uri: echo://{+message}")
             .replace("- name: k33g-org-info", "- name: server-info")
-            .replace(
+            .replacen(
                 "          type: 'string' # for",
                 "          type: strnig # for",
+                1,
             );
         let found = problems(&text);
         // serde stops at the first value it cannot read.
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(found[0].message.contains("valid types are"), "{}", found[0]);
-        assert_eq!(found[0].line, Some(25), "{}", found[0]);
+        assert_eq!(found[0].line, Some(26), "{}", found[0]);
         assert_eq!(found[0].key, "resources.dynamic[0].arguments[0].type");
 
         let text = WASIMANCER
@@ -468,13 +430,13 @@ resources:
             .replace("- name: k33g-org-info", "- name: server-info");
         let found = problems(&text);
         assert_eq!(found.len(), 2, "{found:?}");
-        assert_eq!(found[0].line, Some(11));
+        assert_eq!(found[0].line, Some(12));
         assert!(
             found[0]
                 .message
                 .contains("already used by resources.static[0]")
         );
-        assert_eq!(found[1].line, Some(22));
+        assert_eq!(found[1].line, Some(23));
         assert!(found[1].message.contains("operator `+`"), "{}", found[1]);
     }
 

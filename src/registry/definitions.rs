@@ -162,7 +162,7 @@ impl<S: ServedSet> Store<S> {
     /// Change the definitions with `edit`: on the file as it is on disk, the
     /// result checked in full, written atomically (the previous file kept as
     /// `.bak`), then served. Nothing is written when anything fails.
-    async fn edit<R>(
+    pub(super) async fn edit<R>(
         &self,
         edit: impl FnOnce(&mut S::Document, &Path) -> Result<R, ChangeError>,
     ) -> Result<(R, Arc<S>), ChangeError> {
@@ -200,7 +200,7 @@ impl<S: ServedSet> Store<S> {
 
     /// Check `alone` (the definitions of one entry sent in a request) by itself,
     /// so that a malformed entry is told apart from one that clashes.
-    fn check_entry(&self, alone: &S::Document) -> Result<(), ChangeError> {
+    pub(super) fn check_entry(&self, alone: &S::Document) -> Result<(), ChangeError> {
         let path = self.path().unwrap_or_default();
         DefinitionFile::in_memory(&path, alone)
             .map(|_| ())
@@ -271,36 +271,24 @@ impl Registry {
         changes
     }
 
-    /// Edit resources.yml with `edit`; see [`Store::edit`].
-    pub(super) async fn edit_resources<R>(
+    /// Announce an edit of `set`'s file: "resource `x` added to resources.yml".
+    pub(super) fn announce_edit<S: ServedSet>(
         &self,
-        edit: impl FnOnce(&mut crate::catalog::ResourceCatalog, &Path) -> Result<R, ChangeError>,
-    ) -> Result<R, ChangeError> {
-        let (result, _) = self.inner.resources.edit(edit).await?;
-        Ok(result)
-    }
-
-    /// Edit prompts.yml with `edit`; see [`Store::edit`].
-    pub(super) async fn edit_prompts<R>(
-        &self,
-        edit: impl FnOnce(&mut crate::catalog::PromptCatalog, &Path) -> Result<R, ChangeError>,
-    ) -> Result<R, ChangeError> {
-        let (result, _) = self.inner.prompts.edit(edit).await?;
-        Ok(result)
-    }
-
-    pub(super) fn check_resource_entry(
-        &self,
-        alone: &crate::catalog::ResourceCatalog,
-    ) -> Result<(), ChangeError> {
-        self.inner.resources.check_entry(alone)
-    }
-
-    pub(super) fn check_prompt_entry(
-        &self,
-        alone: &crate::catalog::PromptCatalog,
-    ) -> Result<(), ChangeError> {
-        self.inner.prompts.check_entry(alone)
+        set: &S,
+        origin: &str,
+        change: Change,
+        entry: &str,
+    ) {
+        let file = set
+            .file()
+            .map(|f| f.path.display().to_string())
+            .unwrap_or_default();
+        let how = match change {
+            Change::Added => "added to",
+            Change::Removed => "removed from",
+            _ => "replaced in",
+        };
+        self.announce_definitions(origin, change, format!("{entry} {how} {file}"));
     }
 
     /// Tell the bus and the log about a change to resources or prompts.

@@ -4,6 +4,7 @@
 //! recorded like a call (kind `prompt`), so operators see it.
 
 use std::borrow::Cow;
+use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
@@ -195,18 +196,21 @@ impl Registry {
     pub async fn add_prompt(&self, spec: PromptSpec, origin: &str) -> Result<(), ChangeError> {
         self.check_prompt(&spec)?;
         let name = spec.name.clone();
-        self.edit_prompts(|catalog, _| {
-            if catalog.position(&spec.name).is_some() {
-                return Err(ChangeError::Conflict(format!(
-                    "prompt `{}` already exists; use PUT /update-prompt/{} to replace it",
-                    spec.name, spec.name
-                )));
-            }
-            catalog.prompts.predefined.push(spec);
-            Ok(())
-        })
-        .await?;
-        self.announce_prompt_edit(origin, Change::Added, &name, "added to");
+        let (_, set) = self
+            .inner
+            .prompts
+            .edit(|catalog, _| {
+                if catalog.position(&spec.name).is_some() {
+                    return Err(ChangeError::Conflict(format!(
+                        "prompt `{}` already exists; use PUT /update-prompt/{} to replace it",
+                        spec.name, spec.name
+                    )));
+                }
+                catalog.prompts.predefined.push(spec);
+                Ok(())
+            })
+            .await?;
+        self.announce_edit(&*set, origin, Change::Added, &format!("prompt `{name}`"));
         Ok(())
     }
 
@@ -224,47 +228,48 @@ impl Registry {
             )));
         }
         self.check_prompt(&spec)?;
-        self.edit_prompts(|catalog, path| {
-            let index = catalog
-                .position(name)
-                .ok_or_else(|| unknown_entry("prompt", name, path))?;
-            catalog.prompts.predefined[index] = spec;
-            Ok(())
-        })
-        .await?;
-        self.announce_prompt_edit(origin, Change::Replaced, name, "replaced in");
+        let (_, set) = self
+            .inner
+            .prompts
+            .edit(|catalog, path| {
+                let index = existing(catalog, name, path)?;
+                catalog.prompts.predefined[index] = spec;
+                Ok(())
+            })
+            .await?;
+        self.announce_edit(&*set, origin, Change::Replaced, &format!("prompt `{name}`"));
         Ok(())
     }
 
     /// Remove the prompt called `name` from prompts.yml.
     pub async fn remove_prompt(&self, name: &str, origin: &str) -> Result<(), ChangeError> {
-        self.edit_prompts(|catalog, path| {
-            let index = catalog
-                .position(name)
-                .ok_or_else(|| unknown_entry("prompt", name, path))?;
-            catalog.prompts.predefined.remove(index);
-            Ok(())
-        })
-        .await?;
-        self.announce_prompt_edit(origin, Change::Removed, name, "removed from");
+        let (_, set) = self
+            .inner
+            .prompts
+            .edit(|catalog, path| {
+                catalog
+                    .prompts
+                    .predefined
+                    .remove(existing(catalog, name, path)?);
+                Ok(())
+            })
+            .await?;
+        self.announce_edit(&*set, origin, Change::Removed, &format!("prompt `{name}`"));
         Ok(())
     }
 
     fn check_prompt(&self, spec: &PromptSpec) -> Result<(), ChangeError> {
         let mut alone = PromptCatalog::default();
         alone.prompts.predefined.push(spec.clone());
-        self.check_prompt_entry(&alone)
+        self.inner.prompts.check_entry(&alone)
     }
+}
 
-    fn announce_prompt_edit(&self, origin: &str, change: Change, name: &str, how: &str) {
-        let file = self
-            .prompts()
-            .file
-            .as_ref()
-            .map(|f| f.path.display().to_string())
-            .unwrap_or_default();
-        self.announce_definitions(origin, change, format!("prompt `{name}` {how} {file}"));
-    }
+/// Where the prompt called `name` is in prompts.yml (at `path`).
+fn existing(catalog: &PromptCatalog, name: &str, path: &Path) -> Result<usize, ChangeError> {
+    catalog
+        .position(name)
+        .ok_or_else(|| unknown_entry("prompt", name, path))
 }
 
 /// Check `given` against the declared arguments and fill the messages.
@@ -320,18 +325,11 @@ fn render(
 
 /// `{nickName: string, mood: string (optional)}`.
 fn signature(spec: &PromptSpec) -> String {
-    if spec.arguments.is_empty() {
-        return "no arguments".into();
-    }
-    let parts: Vec<String> = spec
-        .arguments
-        .iter()
-        .map(|a| {
-            let optional = if a.required { "" } else { " (optional)" };
-            format!("{}: {}{optional}", a.name, a.kind)
-        })
-        .collect();
-    format!("{{{}}}", parts.join(", "))
+    super::tool::signature(
+        spec.arguments
+            .iter()
+            .map(|a| (a.name.as_str(), a.kind, a.required)),
+    )
 }
 
 fn unknown_prompt(set: &PromptSet, name: &str) -> CallFailure {

@@ -15,7 +15,7 @@ use super::changes::ChangeError;
 use super::definitions::ServedSet;
 use super::{Finished, RecordedOutput, Registry};
 use crate::catalog::{DefinitionFile, Problem, ResourceCatalog, ResourceKind, ResourceSpec};
-use crate::events::{CallKind, CallSource};
+use crate::events::{CallKind, CallSource, Change};
 use crate::runtime::{CallFailure, FailureKind};
 use crate::templates::{UriTemplate, VariableValues, fill};
 
@@ -393,18 +393,21 @@ impl Registry {
         self.check_resource(&spec)?;
         let name = spec.name.clone();
         let kind = spec.kind();
-        self.edit_resources(|catalog, _| {
-            if catalog.position(&spec.name).is_some() {
-                return Err(ChangeError::Conflict(format!(
-                    "resource `{}` already exists; use PUT /update-resource/{} to replace it",
-                    spec.name, spec.name
-                )));
-            }
-            catalog.insert(spec);
-            Ok(())
-        })
-        .await?;
-        self.announce_resource_edit(origin, crate::events::Change::Added, &name, "added to");
+        let (_, set) = self
+            .inner
+            .resources
+            .edit(|catalog, _| {
+                if catalog.position(&spec.name).is_some() {
+                    return Err(ChangeError::Conflict(format!(
+                        "resource `{}` already exists; use PUT /update-resource/{} to replace it",
+                        spec.name, spec.name
+                    )));
+                }
+                catalog.insert(spec);
+                Ok(())
+            })
+            .await?;
+        self.announce_edit(&*set, origin, Change::Added, &format!("resource `{name}`"));
         Ok(ResourceEdit {
             old_kind: None,
             new_kind: Some(kind),
@@ -426,14 +429,21 @@ impl Registry {
         }
         self.check_resource(&spec)?;
         let new_kind = spec.kind();
-        let old_kind = self
-            .edit_resources(|catalog, path| {
+        let (old_kind, set) = self
+            .inner
+            .resources
+            .edit(|catalog, path| {
                 catalog
                     .replace(spec)
                     .ok_or_else(|| unknown_entry("resource", name, path))
             })
             .await?;
-        self.announce_resource_edit(origin, crate::events::Change::Replaced, name, "replaced in");
+        self.announce_edit(
+            &*set,
+            origin,
+            Change::Replaced,
+            &format!("resource `{name}`"),
+        );
         Ok(ResourceEdit {
             old_kind: Some(old_kind),
             new_kind: Some(new_kind),
@@ -446,14 +456,21 @@ impl Registry {
         name: &str,
         origin: &str,
     ) -> Result<ResourceEdit, ChangeError> {
-        let (old_kind, _) = self
-            .edit_resources(|catalog, path| {
+        let ((old_kind, _), set) = self
+            .inner
+            .resources
+            .edit(|catalog, path| {
                 catalog
                     .remove(name)
                     .ok_or_else(|| unknown_entry("resource", name, path))
             })
             .await?;
-        self.announce_resource_edit(origin, crate::events::Change::Removed, name, "removed from");
+        self.announce_edit(
+            &*set,
+            origin,
+            Change::Removed,
+            &format!("resource `{name}`"),
+        );
         Ok(ResourceEdit {
             old_kind: Some(old_kind),
             new_kind: None,
@@ -463,23 +480,7 @@ impl Registry {
     fn check_resource(&self, spec: &ResourceSpec) -> Result<(), ChangeError> {
         let mut alone = ResourceCatalog::default();
         alone.insert(spec.clone());
-        self.check_resource_entry(&alone)
-    }
-
-    fn announce_resource_edit(
-        &self,
-        origin: &str,
-        change: crate::events::Change,
-        name: &str,
-        how: &str,
-    ) {
-        let file = self
-            .resources()
-            .file
-            .as_ref()
-            .map(|f| f.path.display().to_string())
-            .unwrap_or_default();
-        self.announce_definitions(origin, change, format!("resource `{name}` {how} {file}"));
+        self.inner.resources.check_entry(&alone)
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use crate::catalog::{ArgumentSpec, FunctionSpec};
+use crate::catalog::{ArgumentSpec, ArgumentType, FunctionSpec};
 use crate::runtime::LoadedPlugin;
 
 /// A callable tool, bound to the plugin version that serves it.
@@ -66,7 +66,7 @@ impl Tool {
 
     /// The arguments as a reader would write them: `{numFaces: number, numDice: number}`.
     pub fn signature(&self) -> String {
-        signature(&self.arguments)
+        signature(declared(&self.arguments))
     }
 
     /// A skeleton of the arguments object, pretty-printed, with a placeholder
@@ -139,23 +139,33 @@ fn plugin_input(
         Err(format!(
             "invalid arguments for `{tool}`: {}. Expected {}",
             problems.join("; "),
-            signature(declared)
+            signature(self::declared(declared))
         ))
     }
 }
 
-fn signature(declared: &[ArgumentSpec]) -> String {
-    if declared.is_empty() {
-        return "no arguments ({})".into();
-    }
+/// `{numFaces: integer, label: string (optional)}` for (name, type,
+/// required) triples: tool arguments, prompt arguments.
+pub(super) fn signature<'a>(
+    declared: impl IntoIterator<Item = (&'a str, ArgumentType, bool)>,
+) -> String {
     let parts: Vec<String> = declared
-        .iter()
-        .map(|a| {
-            let optional = if a.required { "" } else { " (optional)" };
-            format!("{}: {}{optional}", a.name, a.kind)
+        .into_iter()
+        .map(|(name, kind, required)| {
+            let optional = if required { "" } else { " (optional)" };
+            format!("{name}: {kind}{optional}")
         })
         .collect();
+    if parts.is_empty() {
+        return "no arguments ({})".into();
+    }
     format!("{{{}}}", parts.join(", "))
+}
+
+fn declared(arguments: &[ArgumentSpec]) -> impl Iterator<Item = (&str, ArgumentType, bool)> {
+    arguments
+        .iter()
+        .map(|a| (a.name.as_str(), a.kind, a.required))
 }
 
 /// JSON Schema for an object with the declared arguments.
@@ -224,7 +234,6 @@ fn describe(value: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::ArgumentType;
 
     fn declared() -> Vec<ArgumentSpec> {
         let argument = |name: &str, kind, required| ArgumentSpec {

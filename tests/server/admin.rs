@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use serde_json::{Value, json};
 use wasimancer::events::Change;
@@ -51,19 +50,8 @@ fn greeter(path: &str) -> Value {
     })
 }
 
-struct Admin {
-    base: String,
-    http: reqwest::Client,
-}
-
+/// Multipart uploads, as WASImancer's scripts send them.
 impl Admin {
-    fn new(server: &TestServer) -> Self {
-        Self {
-            base: server.base(),
-            http: reqwest::Client::new(),
-        }
-    }
-
     fn form(module: Option<(&str, Vec<u8>)>, data: Option<String>) -> reqwest::multipart::Form {
         let mut form = reqwest::multipart::Form::new();
         if let Some((name, bytes)) = module {
@@ -85,18 +73,11 @@ impl Admin {
         token: Option<&str>,
         form: Option<reqwest::multipart::Form>,
     ) -> (u16, Value) {
-        let mut request = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(form) = form {
-            request = request.multipart(form);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        let text = response.text().await.unwrap();
-        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        (status, body)
+        self.request(method, path, token, |request| match form {
+            Some(form) => request.multipart(form),
+            None => request,
+        })
+        .await
     }
 
     async fn upload(
@@ -777,52 +758,21 @@ async fn twenty_replacements_under_load_fail_no_call() {
 async fn subscriptions_listen_delivers_list_changed_for_2026_07_28() {
     let server = TestServer::start_in_copy(HELLO, |_| {}).await;
     let admin = Admin::new(&server);
-    let body = rpc(
-        7,
-        "subscriptions/listen",
-        json!({
-            "_meta": {
-                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-                "io.modelcontextprotocol/clientCapabilities": {}
-            },
-            "notifications": {"toolsListChanged": true}
-        }),
-    );
-    let bearer = format!("Bearer {TOKEN}");
-    let mut response = post_mcp(
-        &server.url,
-        body,
-        &[
-            ("authorization", &bearer),
-            ("mcp-protocol-version", "2026-07-28"),
-            ("mcp-method", "subscriptions/listen"),
-        ],
-    )
-    .await;
-    assert_eq!(response.status(), 200);
-    let mut seen = String::new();
-    let mut uploaded = false;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !seen.contains("notifications/tools/list_changed") {
-        let chunk = tokio::time::timeout_at(deadline, response.chunk())
-            .await
-            .unwrap_or_else(|_| panic!("no list_changed; got: {seen}"))
-            .unwrap()
-            .unwrap_or_else(|| panic!("stream ended; got: {seen}"));
-        seen.push_str(&String::from_utf8_lossy(&chunk));
-        if !uploaded && seen.contains("notifications/subscriptions/acknowledged") {
-            uploaded = true;
-            let (status, body) = admin
-                .upload(
-                    "/upload-plugin",
-                    Some(("greeter.wasm", hello_wasm())),
-                    Some(greeter("bucket/greeter.wasm").to_string()),
-                )
-                .await;
-            assert_eq!(status, 200, "{body}");
-        }
-    }
-    assert!(uploaded);
+    let mut subscription = Subscription::open(&server, json!({"toolsListChanged": true})).await;
+    subscription
+        .wait_for("notifications/subscriptions/acknowledged")
+        .await;
+    let (status, body) = admin
+        .upload(
+            "/upload-plugin",
+            Some(("greeter.wasm", hello_wasm())),
+            Some(greeter("bucket/greeter.wasm").to_string()),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    subscription
+        .wait_for("notifications/tools/list_changed")
+        .await;
 }
 
 #[tokio::test]

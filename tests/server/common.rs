@@ -470,3 +470,100 @@ pub async fn wait_for_change(events: &mut EventReader, kind: Change) -> String {
         }
     }
 }
+
+/// A `subscriptions/listen` request of protocol 2026-07-28, held open.
+pub struct Subscription {
+    response: reqwest::Response,
+    seen: String,
+    /// Where the next wait starts looking in `seen`.
+    read_to: usize,
+    deadline: tokio::time::Instant,
+}
+
+impl Subscription {
+    /// Subscribe to `notifications` (such as `{"toolsListChanged": true}`).
+    pub async fn open(server: &TestServer, notifications: Value) -> Self {
+        let body = rpc(
+            7,
+            "subscriptions/listen",
+            json!({
+                "_meta": {
+                    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                    "io.modelcontextprotocol/clientCapabilities": {}
+                },
+                "notifications": notifications
+            }),
+        );
+        let bearer = format!("Bearer {TOKEN}");
+        let response = post_mcp(
+            &server.url,
+            body,
+            &[
+                ("authorization", &bearer),
+                ("mcp-protocol-version", "2026-07-28"),
+                ("mcp-method", "subscriptions/listen"),
+            ],
+        )
+        .await;
+        assert_eq!(response.status(), 200);
+        Self {
+            response,
+            seen: String::new(),
+            read_to: 0,
+            deadline: tokio::time::Instant::now() + Duration::from_secs(20),
+        }
+    }
+
+    /// Read the stream until `text` comes after what earlier waits found;
+    /// everything read since then.
+    pub async fn wait_for(&mut self, text: &str) -> &str {
+        let start = self.read_to;
+        loop {
+            if let Some(at) = self.seen[start..].find(text) {
+                self.read_to = start + at + text.len();
+                return &self.seen[start..self.read_to];
+            }
+            let chunk = tokio::time::timeout_at(self.deadline, self.response.chunk())
+                .await
+                .unwrap_or_else(|_| panic!("no {text}; got: {}", self.seen))
+                .unwrap()
+                .unwrap_or_else(|| panic!("stream ended before {text}; got: {}", self.seen));
+            self.seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+}
+
+/// Requests to the admin API; each area adds the helpers it needs.
+pub struct Admin {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Admin {
+    pub fn new(server: &TestServer) -> Self {
+        Self {
+            base: server.base(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Send `method path` with `token`, the request finished by `build`;
+    /// the status and the answer (JSON, or the text as a JSON string).
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        build: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    ) -> (u16, Value) {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = build(request).send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, body)
+    }
+}

@@ -2,8 +2,6 @@
 //! bodies; what it refuses; reloads and watch mode for resources.yml and
 //! prompts.yml; and list_changed for sessions and `subscriptions/listen`.
 
-use std::time::Duration;
-
 use rmcp::model::{GetPromptRequestParams, ReadResourceRequestParams};
 use serde_json::{Value, json};
 use wasimancer::events::Change;
@@ -33,21 +31,19 @@ prompts:
           role: user
 ";
 
-/// JSON requests to the admin API, as curl sends them.
-struct Admin {
-    base: String,
-    http: reqwest::Client,
+/// A server with one resource and one prompt, as WASImancer's samples have.
+async fn start(adjust: impl FnOnce(&mut wasimancer::server::Settings)) -> TestServer {
+    TestServer::start_with_files(
+        HELLO,
+        &[("resources.yml", RESOURCES), ("prompts.yml", PROMPTS)],
+        adjust,
+    )
+    .await
 }
 
+/// JSON requests, as WASImancer's bucket scripts send them with curl.
 impl Admin {
-    fn new(server: &TestServer) -> Self {
-        Self {
-            base: server.base(),
-            http: reqwest::Client::new(),
-        }
-    }
-
-    /// Send `body` (raw text, as `curl -d`) with the admin token unless `token` says otherwise.
+    /// Send `body` (raw text, as `curl -d`) with `token`.
     async fn send_as(
         &self,
         method: reqwest::Method,
@@ -55,39 +51,30 @@ impl Admin {
         token: Option<&str>,
         body: Option<String>,
     ) -> (u16, Value) {
-        let mut request = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            request = request
+        self.request(method, path, token, |request| match body {
+            Some(body) => request
                 .header("content-type", "application/json")
-                .body(body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        let text = response.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+                .body(body),
+            None => request,
+        })
+        .await
     }
 
-    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    async fn json(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
         self.send_as(method, path, Some(ADMIN_TOKEN), body.map(|b| b.to_string()))
             .await
     }
 
     async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        self.send(reqwest::Method::POST, path, Some(body)).await
+        self.json(reqwest::Method::POST, path, Some(body)).await
     }
 
     async fn put(&self, path: &str, body: Value) -> (u16, Value) {
-        self.send(reqwest::Method::PUT, path, Some(body)).await
+        self.json(reqwest::Method::PUT, path, Some(body)).await
     }
 
     async fn delete(&self, path: &str) -> (u16, Value) {
-        self.send(reqwest::Method::DELETE, path, None).await
+        self.json(reqwest::Method::DELETE, path, None).await
     }
 }
 
@@ -137,12 +124,7 @@ fn character_greeting(with_setting: bool) -> Value {
 
 #[tokio::test]
 async fn wasimancer_bucket_scripts_work_unchanged_and_clients_are_told() {
-    let server = TestServer::start_with_files(
-        HELLO,
-        &[("resources.yml", RESOURCES), ("prompts.yml", PROMPTS)],
-        |_| {},
-    )
-    .await;
+    let server = start(|_| {}).await;
     let admin = Admin::new(&server);
     let (client, mut changes) = server.listening_client().await;
     let client = &client;
@@ -272,7 +254,7 @@ async fn wasimancer_bucket_scripts_work_unchanged_and_clients_are_told() {
     let prompts = client.list_all_prompts().await.unwrap();
     assert_eq!(prompts.len(), 1);
 
-    let (status, list) = admin.send(reqwest::Method::GET, "/resources", None).await;
+    let (status, list) = admin.json(reqwest::Method::GET, "/resources", None).await;
     assert_eq!(status, 200);
     assert_eq!(list["resources"][0]["entry"]["name"], "llm-instructions");
     assert_eq!(list["resources"][0]["line"], 3);
@@ -280,12 +262,7 @@ async fn wasimancer_bucket_scripts_work_unchanged_and_clients_are_told() {
 
 #[tokio::test]
 async fn refused_definition_requests_change_nothing() {
-    let server = TestServer::start_with_files(
-        HELLO,
-        &[("resources.yml", RESOURCES), ("prompts.yml", PROMPTS)],
-        |_| {},
-    )
-    .await;
+    let server = start(|_| {}).await;
     let admin = Admin::new(&server);
     let before = files(server.root());
     use reqwest::Method;
@@ -527,12 +504,7 @@ async fn refused_definition_requests_change_nothing() {
 
 #[tokio::test]
 async fn reload_and_watch_read_the_files_again() {
-    let server = TestServer::start_with_files(
-        HELLO,
-        &[("resources.yml", RESOURCES), ("prompts.yml", PROMPTS)],
-        |s| s.watch = true,
-    )
-    .await;
+    let server = start(|s| s.watch = true).await;
     let admin = Admin::new(&server);
     let mut events = server.events();
     let (client, mut changes) = server.listening_client().await;
@@ -563,7 +535,7 @@ async fn reload_and_watch_read_the_files_again() {
     .unwrap();
     let message = wait_for_change(&mut events, Change::Failed).await;
     assert!(message.contains("line 11"), "{message}");
-    let (status, body) = admin.send(reqwest::Method::POST, "/reload", None).await;
+    let (status, body) = admin.json(reqwest::Method::POST, "/reload", None).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["ok"], false, "{body}");
     assert_eq!(body["definitions"][1]["change"], "failed", "{body}");
@@ -578,7 +550,7 @@ async fn reload_and_watch_read_the_files_again() {
     )
     .unwrap();
     // Watch mode may apply it first; either way clients are told once.
-    let (status, body) = admin.send(reqwest::Method::POST, "/reload", None).await;
+    let (status, body) = admin.json(reqwest::Method::POST, "/reload", None).await;
     assert_eq!(status, 200, "{body}");
     loop {
         if next_list_change(&mut changes).await == Changed::Resources
@@ -592,57 +564,24 @@ async fn reload_and_watch_read_the_files_again() {
 
 #[tokio::test]
 async fn subscriptions_listen_delivers_resource_and_prompt_changes_for_2026_07_28() {
-    let server = TestServer::start_with_files(
-        HELLO,
-        &[("resources.yml", RESOURCES), ("prompts.yml", PROMPTS)],
-        |_| {},
-    )
-    .await;
+    let server = start(|_| {}).await;
     let admin = Admin::new(&server);
-    let body = rpc(
-        7,
-        "subscriptions/listen",
-        json!({
-            "_meta": {
-                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-                "io.modelcontextprotocol/clientCapabilities": {}
-            },
-            "notifications": {"resourcesListChanged": true, "promptsListChanged": true}
-        }),
-    );
-    let bearer = format!("Bearer {TOKEN}");
-    let mut response = post_mcp(
-        &server.url,
-        body,
-        &[
-            ("authorization", &bearer),
-            ("mcp-protocol-version", "2026-07-28"),
-            ("mcp-method", "subscriptions/listen"),
-        ],
+    let mut subscription = Subscription::open(
+        &server,
+        json!({"resourcesListChanged": true, "promptsListChanged": true}),
     )
     .await;
-    assert_eq!(response.status(), 200);
-    let mut seen = String::new();
-    let mut step = 0;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !seen.contains("notifications/prompts/list_changed") {
-        let chunk = tokio::time::timeout_at(deadline, response.chunk())
-            .await
-            .unwrap_or_else(|_| panic!("no list_changed; got: {seen}"))
-            .unwrap()
-            .unwrap_or_else(|| panic!("stream ended; got: {seen}"));
-        seen.push_str(&String::from_utf8_lossy(&chunk));
-        if step == 0 && seen.contains("notifications/subscriptions/acknowledged") {
-            step = 1;
-            assert!(seen.contains("resourcesListChanged"), "{seen}");
-            let (status, body) = admin.post("/add-resource", welcome_message()).await;
-            assert_eq!(status, 200, "{body}");
-        }
-        if step == 1 && seen.contains("notifications/resources/list_changed") {
-            step = 2;
-            let (status, body) = admin.post("/add-prompt", character_greeting(false)).await;
-            assert_eq!(status, 200, "{body}");
-        }
-    }
-    assert_eq!(step, 2);
+    subscription
+        .wait_for("notifications/subscriptions/acknowledged")
+        .await;
+    let (status, body) = admin.post("/add-resource", welcome_message()).await;
+    assert_eq!(status, 200, "{body}");
+    subscription
+        .wait_for("notifications/resources/list_changed")
+        .await;
+    let (status, body) = admin.post("/add-prompt", character_greeting(false)).await;
+    assert_eq!(status, 200, "{body}");
+    subscription
+        .wait_for("notifications/prompts/list_changed")
+        .await;
 }

@@ -8,32 +8,12 @@ use wasimancer::events::{CallKind, CallStatus};
 
 use crate::common::*;
 
-/// WASImancer's own prompts/prompts.yml, then one of ours with what
-/// WASImancer lacks: a description, an optional argument, values to complete.
-const PROMPTS: &str = "\
-prompts:
-  predefined:
-    - name: 'greet-user'
-      arguments:
-        - name: 'nickName'
-          type: 'string'
-      messages:
-        - text: 'Say hello to ${nickName}!'
-          role: 'user'
+/// WASImancer's own prompts/prompts.yml.
+const WASIMANCER_PROMPTS: &str = include_str!("../fixtures/wasimancer/prompts.yml");
 
-    - name: 'code-analyst'
-      arguments:
-        - name: 'botName'
-          type: 'string'
-        - name: 'code'
-          type: 'string'
-      messages:
-        - text: 'My name is ${botName}. I am an expert in analyzing code.'
-          role: 'assistant'
-        - text: 'Analyze my source code: ${code}'
-          role: 'user'
-
-    - name: roll-dice
+/// A prompt with what WASImancer's lack: a description, an optional
+/// argument, values to complete.
+const ROLL_DICE: &str = "    - name: roll-dice
       description: Ask for a roll of dice
       arguments:
         - name: numFaces
@@ -45,9 +25,6 @@ prompts:
         - text: Roll dice with ${numFaces} faces${mood}.
           role: user
 
-# TODO: investigate why I cannot add a message with a role 'system'
-
-  with-completion: # 🚧 work in progress
 ";
 
 /// A template whose variable declares values to complete.
@@ -75,7 +52,13 @@ fn text(message: &PromptMessage) -> &str {
 async fn wasimancer_prompts_are_listed_rendered_and_completed() {
     let server = TestServer::start_with_files(
         HELLO,
-        &[("prompts.yml", PROMPTS), ("resources.yml", RESOURCES)],
+        &[
+            (
+                "prompts.yml",
+                &WASIMANCER_PROMPTS.replace("# TODO", &format!("{ROLL_DICE}# TODO")),
+            ),
+            ("resources.yml", RESOURCES),
+        ],
         |_| {},
     )
     .await;

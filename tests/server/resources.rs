@@ -10,48 +10,7 @@ use wasimancer::runtime::FailureKind;
 use crate::common::*;
 
 /// WASImancer's own resources/resources.yml, shape for shape.
-pub const WASIMANCER_RESOURCES: &str = "\
-about: |
-  Resources in WASImancer are predefined information elements that can be accessed by MCP clients.
-
-
-resources:
-  static:
-    - name: server-info
-      uri: config://server
-      contents:
-        - text: 🚀 This is WASImancer [preview], running on MCP!
-
-    - name: k33g-org-info
-      uri: info://k33g-org
-      contents:
-        - text: First name and Last name
-          firstName: Philippe
-          lastName: Charrière
-        - text: 🎉 tada!
-
-# Dynamic resources are resoc templates
-  dynamic:
-    - name: echo
-      uri: echo://{message}
-      arguments:
-        - name: 'message'
-          type: 'string' # for informational purposes only
-      contents:
-        - text: 'Resource echo: ${message}'
-
-    - name: greet-user
-      uri: greet-user://{firstName}/{lastName}
-      arguments:
-        - name: 'firstName'
-          type: 'string' # for informational purposes only
-        - name: 'lastName'
-          type: 'string' # for informational purposes only
-      contents:
-        - text: 'Say 👋 to ${firstName}!'
-        - text: 'Say 🖖 to ${lastName}!'
-        - text: '🤗 hello ${firstName} ${lastName}!'
-";
+const WASIMANCER_RESOURCES: &str = include_str!("../fixtures/wasimancer/resources.yml");
 
 /// The texts of a read.
 fn texts(contents: &[ResourceContents]) -> Vec<String> {
