@@ -6,22 +6,26 @@
 //! oldest records and is told how many; the call path never waits.
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
+use crate::ring::Ring;
 use crate::runtime::FailureKind;
 
 /// How many events a slow reader may lag before it starts losing them.
 const BUS_CAPACITY: usize = 8192;
+/// How many recent events the bus keeps for readers that look now and then
+/// (the consoles, every 100 ms) and for a console that attaches later.
+const RECENT_EVENTS: usize = 4096;
 /// Longest argument or result preview carried by an event, in bytes.
 pub const PREVIEW_BYTES: usize = 200;
 
 /// Who made a call.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum CallSource {
     /// An MCP client, by the name it gave and its session.
@@ -67,7 +71,7 @@ impl fmt::Display for CallSource {
 }
 
 /// How a call ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum CallStatus {
     Ok {
@@ -87,12 +91,12 @@ impl CallStatus {
 }
 
 /// One finished call.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CallEvent {
     /// Unique within this server process, increasing.
     pub id: u64,
     /// When the call arrived.
-    #[serde(serialize_with = "unix_millis")]
+    #[serde(with = "unix_millis")]
     pub started: SystemTime,
     pub source: CallSource,
     pub tool: Arc<str>,
@@ -102,7 +106,7 @@ pub struct CallEvent {
     pub arguments: String,
     #[serde(flatten)]
     pub status: CallStatus,
-    #[serde(serialize_with = "micros")]
+    #[serde(with = "micros")]
     pub duration: Duration,
     /// How many calls to the same plugin version were running when this one
     /// ran, itself included: above 1 means calls overlapped.
@@ -110,9 +114,9 @@ pub struct CallEvent {
 }
 
 /// A change to the set of plugins, from a reload, the admin API or watch mode.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LifecycleEvent {
-    #[serde(serialize_with = "unix_millis")]
+    #[serde(with = "unix_millis")]
     pub at: SystemTime,
     /// What asked for the change ("console", "admin API", "watch", "startup").
     pub origin: String,
@@ -123,7 +127,7 @@ pub struct LifecycleEvent {
     pub message: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Change {
     /// A reload of this plugin has started.
@@ -137,7 +141,7 @@ pub enum Change {
 }
 
 /// Anything published on the bus.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum ServerEvent {
     Call(CallEvent),
@@ -145,10 +149,27 @@ pub enum ServerEvent {
 }
 
 /// The publishing side of the bus, shared by everything that makes events.
+///
+/// Events go two ways: to the broadcast channel, for readers that wait for
+/// every event (the audit log, the headless call log), and into a ring of
+/// recent events, for readers that look now and then and must never cost the
+/// call path a wake-up (consoles). The ring also gives a console that
+/// attaches later the calls it missed.
 #[derive(Clone)]
 pub struct EventBus {
     sender: broadcast::Sender<Arc<ServerEvent>>,
     next_call_id: Arc<AtomicU64>,
+    recent: Arc<Mutex<Ring<Arc<ServerEvent>>>>,
+}
+
+/// What a reader of the recent events gets: the events after the number it
+/// passed, how many it missed by looking too seldom, and the number to pass
+/// next time.
+#[derive(Debug, Default)]
+pub struct RecentEvents {
+    pub events: Vec<Arc<ServerEvent>>,
+    pub missed: u64,
+    pub next: u64,
 }
 
 impl Default for EventBus {
@@ -163,6 +184,7 @@ impl EventBus {
         Self {
             sender,
             next_call_id: Arc::new(AtomicU64::new(1)),
+            recent: Arc::new(Mutex::new(Ring::new(RECENT_EVENTS))),
         }
     }
 
@@ -173,9 +195,44 @@ impl EventBus {
 
     /// Publish without waiting; nobody listening is fine.
     pub fn publish(&self, event: ServerEvent) {
+        let event = Arc::new(event);
+        self.recent().push(Arc::clone(&event));
         if self.sender.receiver_count() > 0 {
-            let _ = self.sender.send(Arc::new(event));
+            let _ = self.sender.send(event);
         }
+    }
+
+    fn recent(&self) -> std::sync::MutexGuard<'_, Ring<Arc<ServerEvent>>> {
+        // A panic while pushing cannot leave the ring half-changed.
+        self.recent.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The recent events from number `seen` on (0 for all), at most `limit`.
+    pub fn recent_since(&self, seen: u64, limit: usize) -> RecentEvents {
+        let recent = self.recent();
+        let missed = recent.first_seq().saturating_sub(seen);
+        let events: Vec<_> = recent.since(seen).take(limit).cloned().collect();
+        let next = seen.max(recent.first_seq()) + events.len() as u64;
+        RecentEvents {
+            events,
+            missed,
+            next,
+        }
+    }
+
+    /// The last `count` calls kept (oldest first), and the number from
+    /// which `recent_since` gives what comes after them.
+    pub fn last_calls(&self, count: usize) -> (Vec<Arc<ServerEvent>>, u64) {
+        let recent = self.recent();
+        let mut calls: Vec<_> = recent
+            .iter()
+            .rev()
+            .filter(|event| matches!(***event, ServerEvent::Call(_)))
+            .take(count)
+            .cloned()
+            .collect();
+        calls.reverse();
+        (calls, recent.end_seq())
     }
 
     /// A new reader that sees events published from now on.
@@ -243,16 +300,38 @@ pub fn preview(text: &str) -> String {
     short
 }
 
-fn unix_millis<S: serde::Serializer>(time: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
-    let millis = time
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    s.serialize_u64(millis)
+/// A time as milliseconds since the Unix epoch.
+mod unix_millis {
+    use std::time::{Duration, SystemTime};
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(time: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+        let millis = time
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        s.serialize_u64(millis)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
+        Ok(SystemTime::UNIX_EPOCH + Duration::from_millis(u64::deserialize(d)?))
+    }
 }
 
-fn micros<S: serde::Serializer>(duration: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_u64(duration.as_micros() as u64)
+/// A duration as microseconds.
+mod micros {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(duration: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(duration.as_micros() as u64)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_micros(u64::deserialize(d)?))
+    }
 }
 
 /// Logs one line per call through tracing (headless mode). Plugin changes
@@ -277,7 +356,7 @@ fn log_call(call: &CallEvent) {
     let micros = call.duration.as_micros() as u64;
     match &call.status {
         CallStatus::Ok { .. } => tracing::info!(
-            target: "wasimancer::calls",
+            target: crate::logging::CALLS_TARGET,
             id = call.id,
             source = %call.source,
             tool = %call.tool,
@@ -286,7 +365,7 @@ fn log_call(call: &CallEvent) {
             "ok"
         ),
         CallStatus::Error { kind, message } => tracing::warn!(
-            target: "wasimancer::calls",
+            target: crate::logging::CALLS_TARGET,
             id = call.id,
             source = %call.source,
             tool = %call.tool,
@@ -361,6 +440,37 @@ mod tests {
         }
         assert!(matches!(reader.recv().await, Received::Dropped(5)));
         assert!(matches!(reader.recv().await, Received::Event(_)));
+    }
+
+    fn lifecycle(message: &str) -> ServerEvent {
+        ServerEvent::Lifecycle(LifecycleEvent {
+            at: SystemTime::UNIX_EPOCH,
+            origin: "test".into(),
+            plugin: None,
+            change: Change::Unchanged,
+            message: message.into(),
+        })
+    }
+
+    #[test]
+    fn readers_of_the_recent_events_get_what_is_new_and_what_they_missed() {
+        let bus = EventBus::new();
+        bus.publish(lifecycle("first"));
+        let all = bus.recent_since(0, usize::MAX);
+        assert_eq!((all.events.len(), all.missed, all.next), (1, 0, 1));
+        for i in 0..RECENT_EVENTS + 2 {
+            bus.publish(lifecycle(&i.to_string()));
+        }
+        let late = bus.recent_since(all.next, 10);
+        // Two of the events after the first were pushed out before we looked.
+        assert_eq!(late.missed, 2);
+        assert_eq!(late.events.len(), 10);
+        assert_eq!(*late.events[0], lifecycle("2"));
+        assert_eq!(late.next, 3 + 10);
+        let rest = bus.recent_since(late.next, usize::MAX);
+        assert_eq!(rest.missed, 0);
+        assert_eq!(rest.next, RECENT_EVENTS as u64 + 3);
+        assert!(bus.recent_since(rest.next, 10).events.is_empty());
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{PluginEntry, Registry};
 use crate::catalog::{CatalogError, CatalogFile, PluginSpec};
@@ -16,7 +16,7 @@ use crate::events::{Change, LifecycleEvent, ServerEvent};
 use crate::runtime::LoadedPlugin;
 
 /// What happened to one plugin in a change.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PluginChange {
     pub plugin: String,
     pub change: Change,
@@ -24,7 +24,7 @@ pub struct PluginChange {
 }
 
 /// What a change did, plugin by plugin.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ChangeReport {
     pub changes: Vec<PluginChange>,
 }

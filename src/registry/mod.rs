@@ -27,7 +27,7 @@ use tokio::sync::watch;
 
 pub use changes::{ChangeError, ChangeReport, PluginChange};
 pub use edits::{Edited, OwnsFile};
-pub use tool::Tool;
+pub use tool::{Tool, plugin_input, signature, skeleton};
 
 use crate::catalog::{CatalogError, CatalogFile, PluginSpec};
 use crate::events::{CallEvent, CallSource, CallStatus, EventBus, ServerEvent, preview};
@@ -64,7 +64,7 @@ impl PluginEntry {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PluginState {
     Loaded,
@@ -163,7 +163,7 @@ pub struct Metrics {
 }
 
 /// The full arguments and output of a recent call, for the console's detail view.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CallDetail {
     pub id: u64,
     pub arguments: String,
@@ -171,7 +171,7 @@ pub struct CallDetail {
 }
 
 /// A successful call's output.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CallReply {
     pub call_id: u64,
     pub text: String,

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 use wasimancer::events::{EventReader, Received, ServerEvent};
 use wasimancer::http::{AdminOptions, HttpOptions, Token};
+use wasimancer::logging::LogBuffer;
 use wasimancer::registry::RegistryOptions;
 use wasimancer::runtime::{CompileCache, RuntimeSettings};
 use wasimancer::server::{self, RunningServer, Settings};
@@ -146,6 +147,8 @@ pub fn settings(dir: &Path, plugins_dir: &Path) -> Settings {
         audit_log: None,
         log_calls: false,
         watch: false,
+        log: LogBuffer::default(),
+        control_socket: None,
     }
 }
 
