@@ -220,12 +220,25 @@ async fn serve_with_console(server: RunningServer, no_color: bool) -> anyhow::Re
         hub: server.hub.clone(),
         shutdown: shutdown.clone(),
     };
-    match run_console(target, Role::Owner, no_color, shutdown.clone()).await? {
-        Some(ConsoleExit::Quit) => shutdown.cancel(),
-        Some(ConsoleExit::TerminalLost(reason)) => {
-            tracing::warn!("console stopped ({reason}); the server keeps serving until SIGTERM");
+    let stopped = match run_console(target, Role::Owner, no_color, shutdown.clone()).await? {
+        Some(ConsoleExit::Quit) => None,
+        Some(ConsoleExit::TerminalLost(reason)) => Some(format!("the console stopped ({reason})")),
+        None => Some("the console stopped unexpectedly".to_string()),
+    };
+    match stopped {
+        None => shutdown.cancel(),
+        Some(why) => {
+            let what = format!(
+                "{why}; the server keeps serving at http://{}/mcp: stop it with Ctrl-C or SIGTERM, \
+                 or attach a console with `wasimancer console --port {}`",
+                server.addr,
+                server.addr.port()
+            );
+            tracing::warn!("{what}");
+            // The terminal, if it is still there, is the operator's again.
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "{what}");
         }
-        None => tracing::error!("the console stopped unexpectedly; the server keeps serving"),
     }
     server.wait().await;
     Ok(ExitCode::SUCCESS)

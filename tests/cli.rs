@@ -1,33 +1,10 @@
 //! The binary as users run it: `check`, `call`, `serve --headless`, `--help`.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::{Command, Output};
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+mod support;
 
-/// The binary, run from the repository root, with a test cache folder.
-fn wasimancer(args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_wasimancer"));
-    command
-        .args(args)
-        .current_dir(repo())
-        .env(
-            "WASIMANCER_CACHE_DIR",
-            Path::new(env!("CARGO_TARGET_TMPDIR")).join("wasmtime-cache"),
-        )
-        .env_remove("WASIMANCER_AUTHENTICATION_TOKEN")
-        .env_remove("PLUGINS_PATH")
-        .env_remove("PLUGINS_DEFINITION_FILE")
-        .env_remove("HTTP_PORT")
-        .env_remove("RUST_LOG")
-        .env_remove("WASM_GREETING");
-    command
-}
+use support::{Headless, repo, wasimancer};
 
 fn run(command: &mut Command) -> (bool, String, String) {
     let Output {
@@ -203,87 +180,10 @@ fn help_shows_every_setting_with_its_variable() {
     }
 }
 
-/// A headless server: the process and its stderr lines as they come. It is
-/// killed when dropped, so a failing test leaves no server behind.
-struct Headless {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Headless {
-    fn start(command: &mut Command) -> Self {
-        let mut child = command
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (sender, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if sender.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Self {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Wait for a line containing `needle` (the server says when it is ready).
-    fn wait_for(&mut self, needle: &str) -> String {
-        loop {
-            match self.lines.recv_timeout(Duration::from_secs(60)) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if line.contains(needle) {
-                        return line;
-                    }
-                }
-                Err(_) => panic!("no line with {needle:?}; got:\n{}", self.seen.join("\n")),
-            }
-        }
-    }
-
-    /// Stop with SIGTERM and return everything it printed.
-    fn stop(&mut self) -> String {
-        // SIGTERM, as systemd sends it.
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        let status = self.child.wait().unwrap();
-        assert!(
-            status.success(),
-            "the server exits cleanly on SIGTERM: {status}"
-        );
-        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
-            self.seen.push(line);
-        }
-        self.seen.join("\n")
-    }
-}
-
-impl Drop for Headless {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn headless_server_shows_a_generated_token_once_and_logs_each_call() {
     let mut server = Headless::start(&mut wasimancer(&["serve", "--headless", "--port", "0"]));
-    let ready = server.wait_for("serving");
-    let address = ready
-        .split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .unwrap()
-        .to_string();
+    let address = server.address();
     let token_line = server.wait_for("bearer token");
     let token = token_line.rsplit(' ').next().unwrap().to_string();
     assert_eq!(token.len(), 48, "{token_line}");

@@ -61,23 +61,25 @@ pub enum ConnectError {
 /// updates and the requests.
 pub async fn connect(target: &Target) -> Result<(Box<Welcome>, Transport), ConnectError> {
     let mut transport = open(target).await?;
-    let lost = |error: FrameError| ConnectError::Unreachable(error.to_string());
-    transport.send(Frame::hello()).await.map_err(lost)?;
-    match tokio::time::timeout(WELCOME_TIMEOUT, transport.recv()).await {
-        Err(_) => Err(ConnectError::Unreachable(format!(
-            "the server did not answer within {} s",
-            WELCOME_TIMEOUT.as_secs()
-        ))),
-        Ok(None) => Err(ConnectError::Unreachable(
-            "the server closed the connection before its welcome".into(),
-        )),
-        Ok(Some(Err(error))) => Err(lost(error)),
+    // A server that refuses may close before it reads the hello: its reason
+    // is still there to read, so a failed send matters only without one.
+    let sent = transport.send(Frame::hello()).await;
+    let answer = tokio::time::timeout(WELCOME_TIMEOUT, transport.recv()).await;
+    let unreachable = |reason: String| Err(ConnectError::Unreachable(reason));
+    match answer {
         Ok(Some(Ok(Frame::Welcome(welcome)))) => Ok((welcome, transport)),
         Ok(Some(Ok(Frame::Refused { reason }))) => Err(ConnectError::Refused(reason)),
-        Ok(Some(Ok(other))) => Err(ConnectError::Unreachable(format!(
+        _ if sent.is_err() => unreachable(sent.err().map(|e| e.to_string()).unwrap_or_default()),
+        Err(_) => unreachable(format!(
+            "the server did not answer within {} s",
+            WELCOME_TIMEOUT.as_secs()
+        )),
+        Ok(None) => unreachable("the server closed the connection before its welcome".into()),
+        Ok(Some(Err(error))) => unreachable(error.to_string()),
+        Ok(Some(Ok(other))) => unreachable(format!(
             "the server sent a {} frame before its welcome",
             kind(&other)
-        ))),
+        )),
     }
 }
 

@@ -57,6 +57,19 @@ pub async fn serve_console(
 ) -> Result<(), SessionError> {
     let mut attached = false;
     let result = serve(hub, transport, peer, &mut attached, shutdown).await;
+    // A console that leaves while an update is on its way closes the
+    // connection under the write: that is leaving, not failing.
+    let result = match result {
+        Err(SessionError::Frame(FrameError::Io(error)))
+            if matches!(
+                error.kind(),
+                std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+            ) =>
+        {
+            Ok(())
+        }
+        other => other,
+    };
     match &result {
         Ok(()) if attached => tracing::info!("console detached ({peer})"),
         Ok(()) => {}
