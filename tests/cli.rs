@@ -223,3 +223,40 @@ fn serve_refuses_a_malformed_plugins_yml_with_its_line() {
     assert!(!ok);
     assert!(stderr.contains("plugins.yml line"), "{stderr}");
 }
+
+/// contrib/wasimancer.service is a valid unit (for this binary), as
+/// `systemd-analyze verify` reads it. Skipped where systemd is not installed.
+#[test]
+fn the_systemd_unit_verifies() {
+    let Ok(probe) = Command::new("systemd-analyze").arg("--version").output() else {
+        eprintln!("skipped: systemd-analyze is not installed");
+        return;
+    };
+    assert!(probe.status.success());
+    let unit = std::fs::read_to_string(repo().join("contrib/wasimancer.service")).unwrap();
+    assert!(unit.contains("ExecStart=/usr/local/bin/wasimancer serve --headless"));
+    for hardening in [
+        "DynamicUser=yes",
+        "ProtectSystem=strict",
+        "RuntimeDirectory=wasimancer",
+        "StateDirectory=wasimancer",
+    ] {
+        assert!(unit.contains(hardening), "the unit lacks {hardening}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wasimancer.service");
+    std::fs::write(
+        &path,
+        unit.replace(
+            "/usr/local/bin/wasimancer",
+            env!("CARGO_BIN_EXE_wasimancer"),
+        ),
+    )
+    .unwrap();
+    let (ok, stdout, stderr) = run(Command::new("systemd-analyze").arg("verify").arg(&path));
+    assert!(ok, "systemd-analyze verify: {stdout}{stderr}");
+    assert!(
+        !stderr.contains(&path.display().to_string()),
+        "warnings about the unit: {stderr}"
+    );
+}
