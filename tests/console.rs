@@ -358,6 +358,35 @@ fn wasimancer_console_attaches_to_a_headless_server_and_q_leaves_it_serving() {
 }
 
 #[test]
+fn an_attached_console_says_when_the_server_is_gone_and_comes_back_by_itself() {
+    let dir = tempfile::tempdir().expect("a temp folder");
+    let socket = dir.path().join("control.sock");
+    let (mut first, _) = headless_server(&socket);
+    let mut tmux = Tmux::new();
+    tmux.start_with(
+        &["console", "--control-socket", &socket.display().to_string()],
+        &[],
+    );
+    tmux.wait_for("the attached console", |s| {
+        s.contains(&format!("attached to pid {}", first.child.id()))
+    });
+
+    first.stop();
+    tmux.wait_for("the console noticing", |s| {
+        s.contains("disconnected, retrying")
+    });
+
+    // A new server on the same socket: the console finds it by itself.
+    let (second, _) = headless_server(&socket);
+    tmux.wait_for("the console attached to the new server", |s| {
+        s.contains(&format!("attached to pid {}", second.child.id()))
+            && s.contains("plugins 4 loaded")
+    });
+    tmux.keys(&["q"]);
+    tmux.wait_until_dead("q did not end the attached console");
+}
+
+#[test]
 fn plain_wasimancer_on_the_port_of_a_running_server_offers_to_attach() {
     // The running server has its socket where `wasimancer --port P` looks.
     let mut server = Headless::start(
