@@ -6,6 +6,7 @@
 //!     cargo bench --bench mcp_calls -- --console      # the server with its console, in tmux
 //!     cargo bench --bench mcp_calls -- --compare 5    # headless vs console, 5 rounds, then idle CPU
 //!     cargo bench --bench mcp_calls -- --compare 5 --same   # headless vs headless: the noise floor
+//!     cargo bench --bench mcp_calls -- --attached 5   # 0, 1 and 4 consoles attached, 5 rounds
 //!
 //! The server is the release binary, started as `wasimancer serve --headless`
 //! in its own process (with RUST_BACKTRACE unset: extism builds a backtrace
@@ -22,6 +23,13 @@
 //! time each uses while idle over `--idle-seconds` (10 by default), from
 //! /proc/<pid>/task/*/stat, for the whole process and for the console's
 //! own threads.
+//!
+//! `--attached N` runs the highest level against one headless server with
+//! 0, 1 and 4 consoles attached through its control socket, in an order that
+//! turns from round to round, N rounds. The consoles are this process's
+//! tasks speaking the control protocol as `wasimancer console` does,
+//! decoding every frame; they draw nothing, so the figure is the server's
+//! cost of feeding them.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -42,6 +50,8 @@ struct Options {
     levels: Vec<usize>,
     console: bool,
     compare: usize,
+    /// Rounds of 0, 1 and 4 attached consoles.
+    attached: usize,
     /// Compare headless with headless: the noise floor of `--compare`.
     same: bool,
     idle_seconds: f64,
@@ -53,6 +63,7 @@ fn options() -> Options {
         levels: vec![1, 16, 64],
         console: false,
         compare: 0,
+        attached: 0,
         same: false,
         idle_seconds: 10.0,
     };
@@ -74,6 +85,10 @@ fn options() -> Options {
             "--same" => options.same = true,
             "--compare" => {
                 options.compare = args.get(i + 1).and_then(|v| v.parse().ok()).unwrap_or(3);
+                i += 1;
+            }
+            "--attached" => {
+                options.attached = args.get(i + 1).and_then(|v| v.parse().ok()).unwrap_or(3);
                 i += 1;
             }
             "--idle-seconds" => {
@@ -548,6 +563,10 @@ fn main() {
         compare(&runtime, &options);
         return;
     }
+    if options.attached > 0 {
+        attached(&runtime, &options);
+        return;
+    }
     let server = Server::start(options.console);
     println!(
         "tools/call `add` over HTTP on loopback, {} s per level, server: {} ({})",
@@ -668,6 +687,78 @@ fn compare(runtime: &tokio::runtime::Runtime, options: &Options) {
             } else {
                 String::new()
             }
+        );
+    }
+}
+
+/// `count` consoles attached to the server at `address` through its control
+/// socket, each decoding every frame it gets until aborted.
+async fn attach_consoles(address: &str, count: usize) -> Vec<tokio::task::JoinHandle<()>> {
+    use wasimancer::control::{Target, connect, socket::default_path};
+    let port = address
+        .rsplit(':')
+        .next()
+        .and_then(|port| port.parse().ok())
+        .expect("the server's port");
+    let target = Target::Socket(default_path(port));
+    let mut consoles = Vec::new();
+    for _ in 0..count {
+        let (_, mut transport) = connect(&target).await.expect("a console attaches");
+        consoles.push(tokio::spawn(async move {
+            while let Some(Ok(_)) = transport.recv().await {}
+        }));
+    }
+    consoles
+}
+
+/// 0, 1 and 4 consoles attached, at the highest level, rounds alternating.
+fn attached(runtime: &tokio::runtime::Runtime, options: &Options) {
+    const COUNTS: [usize; 3] = [0, 1, 4];
+    let connections = options.levels.iter().copied().max().unwrap_or(64);
+    println!(
+        "tools/call `add`, {connections} connections, {} s per run, one headless server, 0/1/4 consoles attached (order turns each round)",
+        options.seconds
+    );
+    println!("round   0 consoles calls/s   1 console calls/s   4 consoles calls/s   1/0     4/0");
+    let mut ratios = [Vec::new(), Vec::new()];
+    for round in 0..options.attached {
+        let server = Server::start(false);
+        let mut rates = [0.0; 3];
+        for step in 0..COUNTS.len() {
+            let index = (step + round) % COUNTS.len();
+            let consoles = runtime.block_on(attach_consoles(&server.address, COUNTS[index]));
+            let result = runtime.block_on(run_level(&server.address, connections, options.seconds));
+            assert_eq!(result.failures, 0, "calls failed");
+            for console in &consoles {
+                assert!(
+                    !console.is_finished(),
+                    "a console was dropped during the run"
+                );
+                console.abort();
+            }
+            rates[index] = result.calls as f64 / result.seconds;
+        }
+        let (one, four) = (rates[1] / rates[0], rates[2] / rates[0]);
+        ratios[0].push(one);
+        ratios[1].push(four);
+        println!(
+            "{:>5}   {:>18.0}   {:>17.0}   {:>18.0}   {one:.3}   {four:.3}",
+            round + 1,
+            rates[0],
+            rates[1],
+            rates[2]
+        );
+    }
+    for (ratios, what) in ratios
+        .iter_mut()
+        .zip(["1 console / none", "4 consoles / none"])
+    {
+        ratios.sort_by(f64::total_cmp);
+        println!(
+            "{what}: median {:.3}, range {:.3} to {:.3}",
+            ratios[ratios.len() / 2],
+            ratios[0],
+            ratios[ratios.len() - 1]
         );
     }
 }

@@ -39,6 +39,23 @@ pub enum Command {
     },
     /// Check plugins.yml and every plugin (file, compilation, exports, WASI), print a table.
     Check,
+    /// Attach the console to a server that is already running: on this
+    /// machine through its control socket (found from --port, or
+    /// --control-socket), or anywhere with --url and the admin token.
+    /// Quitting detaches; the server keeps serving.
+    Console {
+        /// Attach over HTTP to the server at this address (http://HOST:PORT),
+        /// with the admin token (--admin-token / WASIMANCER_ADMIN_TOKEN).
+        #[arg(long, env = "WASIMANCER_URL")]
+        url: Option<String>,
+    },
+    /// Print what a running server serves (its plugins, counters, recent
+    /// calls), from its control socket or --url, and exit.
+    Status {
+        /// Ask the server at this address (http://HOST:PORT), with the admin token.
+        #[arg(long, env = "WASIMANCER_URL")]
+        url: Option<String>,
+    },
 }
 
 /// Where the plugins are.
@@ -190,6 +207,20 @@ pub struct ServeArgs {
     /// Write the server log to this file (with the console, the log otherwise only shows in it).
     #[arg(long, env = "WASIMANCER_LOG_FILE", global = true)]
     pub log_file: Option<PathBuf>,
+    /// Where consoles attach to this server: a Unix socket, made 0600 in a
+    /// folder only its owner may enter [default:
+    /// $XDG_RUNTIME_DIR/wasimancer/PORT.sock, /run/wasimancer/PORT.sock for root].
+    #[arg(long, env = "WASIMANCER_CONTROL_SOCKET", global = true)]
+    pub control_socket: Option<PathBuf>,
+    /// Open no control socket: `wasimancer console` cannot attach (over
+    /// HTTP it still can, with the admin token).
+    #[arg(
+        long,
+        env = "WASIMANCER_NO_CONTROL_SOCKET",
+        conflicts_with = "control_socket",
+        global = true
+    )]
+    pub no_control_socket: bool,
     /// Monochrome console (also when NO_COLOR is set to anything).
     #[arg(long, env = "NO_COLOR", value_parser = non_empty_is_true, global = true)]
     pub no_color: bool,
@@ -362,6 +393,28 @@ mod tests {
         let prompts = paths.prompts.unwrap();
         assert_eq!(prompts.path, PathBuf::from("my/prompts.yml"));
         assert!(prompts.configured);
+    }
+
+    #[test]
+    fn console_attaches_by_port_socket_or_url() {
+        let cli = Cli::try_parse_resolved(["wasimancer", "console", "--port", "4000"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Console { url: None })));
+        assert_eq!(cli.serve.port, 4000);
+        let cli =
+            Cli::try_parse_resolved(["wasimancer", "console", "--url", "http://10.0.0.5:3001"])
+                .unwrap();
+        assert!(
+            matches!(cli.command, Some(Command::Console { url: Some(ref url) }) if url == "http://10.0.0.5:3001")
+        );
+        assert!(
+            Cli::try_parse_resolved([
+                "wasimancer",
+                "--no-control-socket",
+                "--control-socket",
+                "/tmp/x.sock"
+            ])
+            .is_err()
+        );
     }
 
     #[test]

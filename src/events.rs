@@ -6,22 +6,26 @@
 //! oldest records and is told how many; the call path never waits.
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
+use crate::ring::Ring;
 use crate::runtime::FailureKind;
 
 /// How many events a slow reader may lag before it starts losing them.
 const BUS_CAPACITY: usize = 8192;
+/// How many recent events the bus keeps for readers that look now and then
+/// (the consoles, every 100 ms) and for a console that attaches later.
+const RECENT_EVENTS: usize = 4096;
 /// Longest argument or result preview carried by an event, in bytes.
 pub const PREVIEW_BYTES: usize = 200;
 
 /// Who made a call.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum CallSource {
     /// An MCP client, by the name it gave and its session.
@@ -95,7 +99,7 @@ impl fmt::Display for CallKind {
 }
 
 /// How a call ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum CallStatus {
     Ok {
@@ -115,16 +119,17 @@ impl CallStatus {
 }
 
 /// One finished call.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CallEvent {
     /// Unique within this server process, increasing.
     pub id: u64,
     /// When the call arrived.
-    #[serde(serialize_with = "unix_millis")]
+    #[serde(with = "unix_millis")]
     pub started: SystemTime,
     pub source: CallSource,
-    /// A tool call, a resource read or a prompt rendered.
-    #[serde(default)]
+    /// A tool call, a resource read or a prompt rendered. (`call_kind` in
+    /// JSON: a failed call's status already has a `kind`, its failure's.)
+    #[serde(rename = "call_kind", default)]
     pub kind: CallKind,
     /// The tool called, the resource read (its name in resources.yml, or the
     /// URI asked for when no resource has it) or the prompt rendered.
@@ -137,7 +142,7 @@ pub struct CallEvent {
     pub arguments: String,
     #[serde(flatten)]
     pub status: CallStatus,
-    #[serde(serialize_with = "micros")]
+    #[serde(with = "micros")]
     pub duration: Duration,
     /// How many calls to the same plugin version were running when this one
     /// ran, itself included: above 1 means calls overlapped.
@@ -145,9 +150,9 @@ pub struct CallEvent {
 }
 
 /// A change to the set of plugins, from a reload, the admin API or watch mode.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LifecycleEvent {
-    #[serde(serialize_with = "unix_millis")]
+    #[serde(with = "unix_millis")]
     pub at: SystemTime,
     /// What asked for the change ("console", "admin API", "watch", "startup").
     pub origin: String,
@@ -158,7 +163,7 @@ pub struct LifecycleEvent {
     pub message: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Change {
     /// A reload of this plugin has started.
@@ -172,7 +177,7 @@ pub enum Change {
 }
 
 /// Anything published on the bus.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum ServerEvent {
     Call(CallEvent),
@@ -180,10 +185,27 @@ pub enum ServerEvent {
 }
 
 /// The publishing side of the bus, shared by everything that makes events.
+///
+/// Events go two ways: to the broadcast channel, for readers that wait for
+/// every event (the audit log, the headless call log), and into a ring of
+/// recent events, for readers that look now and then and must never cost the
+/// call path a wake-up (consoles). The ring also gives a console that
+/// attaches later the calls it missed.
 #[derive(Clone)]
 pub struct EventBus {
     sender: broadcast::Sender<Arc<ServerEvent>>,
     next_call_id: Arc<AtomicU64>,
+    recent: Arc<Mutex<Ring<Arc<ServerEvent>>>>,
+}
+
+/// What a reader of the recent events gets: the events after the number it
+/// passed, how many it missed by looking too seldom, and the number to pass
+/// next time.
+#[derive(Debug, Default)]
+pub struct RecentEvents {
+    pub events: Vec<Arc<ServerEvent>>,
+    pub missed: u64,
+    pub next: u64,
 }
 
 impl Default for EventBus {
@@ -198,6 +220,7 @@ impl EventBus {
         Self {
             sender,
             next_call_id: Arc::new(AtomicU64::new(1)),
+            recent: Arc::new(Mutex::new(Ring::new(RECENT_EVENTS))),
         }
     }
 
@@ -208,9 +231,44 @@ impl EventBus {
 
     /// Publish without waiting; nobody listening is fine.
     pub fn publish(&self, event: ServerEvent) {
+        let event = Arc::new(event);
+        self.recent().push(Arc::clone(&event));
         if self.sender.receiver_count() > 0 {
-            let _ = self.sender.send(Arc::new(event));
+            let _ = self.sender.send(event);
         }
+    }
+
+    fn recent(&self) -> std::sync::MutexGuard<'_, Ring<Arc<ServerEvent>>> {
+        // A panic while pushing cannot leave the ring half-changed.
+        self.recent.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The recent events from number `seen` on (0 for all), at most `limit`.
+    pub fn recent_since(&self, seen: u64, limit: usize) -> RecentEvents {
+        let recent = self.recent();
+        let missed = recent.first_seq().saturating_sub(seen);
+        let events: Vec<_> = recent.since(seen).take(limit).cloned().collect();
+        let next = seen.max(recent.first_seq()) + events.len() as u64;
+        RecentEvents {
+            events,
+            missed,
+            next,
+        }
+    }
+
+    /// The last `count` calls kept (oldest first), and the number from
+    /// which `recent_since` gives what comes after them.
+    pub fn last_calls(&self, count: usize) -> (Vec<Arc<ServerEvent>>, u64) {
+        let recent = self.recent();
+        let mut calls: Vec<_> = recent
+            .iter()
+            .rev()
+            .filter(|event| matches!(***event, ServerEvent::Call(_)))
+            .take(count)
+            .cloned()
+            .collect();
+        calls.reverse();
+        (calls, recent.end_seq())
     }
 
     /// A new reader that sees events published from now on.
@@ -278,16 +336,38 @@ pub fn preview(text: &str) -> String {
     short
 }
 
-fn unix_millis<S: serde::Serializer>(time: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
-    let millis = time
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    s.serialize_u64(millis)
+/// A time as milliseconds since the Unix epoch.
+mod unix_millis {
+    use std::time::{Duration, SystemTime};
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(time: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+        let millis = time
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        s.serialize_u64(millis)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
+        Ok(SystemTime::UNIX_EPOCH + Duration::from_millis(u64::deserialize(d)?))
+    }
 }
 
-fn micros<S: serde::Serializer>(duration: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_u64(duration.as_micros() as u64)
+/// A duration as microseconds.
+mod micros {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(duration: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(duration.as_micros() as u64)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_micros(u64::deserialize(d)?))
+    }
 }
 
 /// Logs one line per call through tracing (headless mode). Plugin changes
@@ -315,7 +395,7 @@ fn log_call(call: &CallEvent) {
         ($name:ident) => {
             match &call.status {
                 CallStatus::Ok { .. } => tracing::info!(
-                    target: "wasimancer::calls",
+                    target: crate::logging::CALLS_TARGET,
                     id = call.id,
                     source = %call.source,
                     $name = %call.tool,
@@ -324,7 +404,7 @@ fn log_call(call: &CallEvent) {
                     "ok"
                 ),
                 CallStatus::Error { kind, message } => tracing::warn!(
-                    target: "wasimancer::calls",
+                    target: crate::logging::CALLS_TARGET,
                     id = call.id,
                     source = %call.source,
                     $name = %call.tool,
@@ -406,6 +486,68 @@ mod tests {
         }
         assert!(matches!(reader.recv().await, Received::Dropped(5)));
         assert!(matches!(reader.recv().await, Received::Event(_)));
+    }
+
+    fn lifecycle(message: &str) -> ServerEvent {
+        ServerEvent::Lifecycle(LifecycleEvent {
+            at: SystemTime::UNIX_EPOCH,
+            origin: "test".into(),
+            plugin: None,
+            change: Change::Unchanged,
+            message: message.into(),
+        })
+    }
+
+    #[test]
+    fn readers_of_the_recent_events_get_what_is_new_and_what_they_missed() {
+        let bus = EventBus::new();
+        bus.publish(lifecycle("first"));
+        let all = bus.recent_since(0, usize::MAX);
+        assert_eq!((all.events.len(), all.missed, all.next), (1, 0, 1));
+        for i in 0..RECENT_EVENTS + 2 {
+            bus.publish(lifecycle(&i.to_string()));
+        }
+        let late = bus.recent_since(all.next, 10);
+        // Two of the events after the first were pushed out before we looked.
+        assert_eq!(late.missed, 2);
+        assert_eq!(late.events.len(), 10);
+        assert_eq!(*late.events[0], lifecycle("2"));
+        assert_eq!(late.next, 3 + 10);
+        let rest = bus.recent_since(late.next, usize::MAX);
+        assert_eq!(rest.missed, 0);
+        assert_eq!(rest.next, RECENT_EVENTS as u64 + 3);
+        assert!(bus.recent_since(rest.next, 10).events.is_empty());
+    }
+
+    #[test]
+    fn a_failed_resource_read_travels_as_json_and_back() {
+        let event = ServerEvent::Call(CallEvent {
+            id: 3,
+            started: SystemTime::UNIX_EPOCH,
+            source: CallSource::Console,
+            kind: CallKind::Resource,
+            tool: "dice".into(),
+            plugin: "roll-dice".into(),
+            arguments: r#"{"uri":"dice://3d6"}"#.into(),
+            status: CallStatus::Error {
+                kind: FailureKind::Timeout,
+                message: "too slow".into(),
+            },
+            duration: Duration::from_micros(5),
+            overlapping: 1,
+        });
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!(json["call_kind"], "resource");
+        assert_eq!(json["kind"], "timeout", "the failure keeps its own `kind`");
+        let back: ServerEvent = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(back, event);
+        // Records from before resources default to tool calls.
+        let mut old = json;
+        old.as_object_mut().unwrap().remove("call_kind");
+        let ServerEvent::Call(old) = serde_json::from_value(old).unwrap() else {
+            panic!("a call record");
+        };
+        assert_eq!(old.kind, CallKind::Tool);
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod cli;
 pub mod commands;
 pub mod console;
+pub mod control;
 pub mod events;
 pub mod http;
 pub mod logging;

@@ -27,6 +27,12 @@ pub struct LogBuffer {
     inner: Arc<Mutex<LogLines>>,
 }
 
+impl std::fmt::Debug for LogBuffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LogBuffer")
+    }
+}
+
 #[derive(Default)]
 struct LogLines {
     lines: VecDeque<String>,
@@ -100,14 +106,14 @@ impl<'a> MakeWriter<'a> for LogBuffer {
     }
 }
 
-/// Where log lines go.
+/// Where log lines go besides the [`LogBuffer`] consoles read.
 pub enum LogTarget<'a> {
     /// Standard error (coloured on a terminal unless NO_COLOR).
     Stderr,
     /// A file, appended to.
     File(&'a Path),
-    /// The console's buffer, and a file too if given.
-    Console(LogBuffer, Option<&'a Path>),
+    /// Nowhere else but a file if given: the console owns the terminal.
+    Console(Option<&'a Path>),
 }
 
 /// Keeps the background log writer alive; dropping it flushes what is queued.
@@ -116,10 +122,22 @@ pub struct LogGuard {
     _writer: Option<WorkerGuard>,
 }
 
-/// Install the global logger. `RUST_LOG` overrides `default_filter`.
-pub fn init(default_filter: &str, target: LogTarget<'_>) -> anyhow::Result<LogGuard> {
+/// The target of the one-line-per-call log: consoles show calls in their
+/// calls pane, so these lines stay out of the buffer they read.
+pub const CALLS_TARGET: &str = "wasimancer::calls";
+
+/// Install the global logger: every line goes into `buffer` (for consoles,
+/// which may attach at any time) and to `target`. `RUST_LOG` overrides
+/// `default_filter`.
+pub fn init(
+    default_filter: &str,
+    target: LogTarget<'_>,
+    buffer: &LogBuffer,
+) -> anyhow::Result<LogGuard> {
+    use std::io::IsTerminal;
+    use tracing_subscriber::Layer as _;
     let filter =
-        || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let open = |path: &Path| {
         std::fs::OpenOptions::new()
             .create(true)
@@ -128,50 +146,36 @@ pub fn init(default_filter: &str, target: LogTarget<'_>) -> anyhow::Result<LogGu
             .map(tracing_appender::non_blocking)
             .with_context(|| format!("cannot open the log file {}", path.display()))
     };
-    let registry = tracing_subscriber::registry().with(filter());
-    match target {
-        LogTarget::Stderr | LogTarget::File(_) => {
-            use std::io::IsTerminal;
-            let ((writer, guard), colour) = match target {
-                LogTarget::File(path) => (open(path)?, false),
-                _ => (
-                    tracing_appender::non_blocking(io::stderr()),
-                    io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
-                ),
-            };
-            registry
-                .with(
-                    tracing_subscriber::fmt::layer()
-                        .with_ansi(colour)
-                        .with_writer(writer),
-                )
-                .init();
-            Ok(LogGuard {
-                _writer: Some(guard),
-            })
-        }
-        LogTarget::Console(buffer, file) => {
-            let (file, guard) = match file.map(open).transpose()? {
-                Some((writer, guard)) => (Some(writer), Some(guard)),
-                None => (None, None),
-            };
-            registry
-                .with(
-                    tracing_subscriber::fmt::layer()
-                        .with_ansi(false)
-                        .with_target(false)
-                        .without_time()
-                        .with_writer(buffer),
-                )
-                .with(file.map(|file| {
-                    tracing_subscriber::fmt::layer()
-                        .with_ansi(false)
-                        .with_writer(file)
-                }))
-                .init();
-            Ok(LogGuard { _writer: guard })
-        }
-    }
+    let for_consoles = tracing_subscriber::fmt::layer()
+        .with_ansi(false)
+        .with_target(false)
+        .without_time()
+        .with_writer(buffer.clone())
+        .with_filter(tracing_subscriber::filter::filter_fn(|meta| {
+            meta.target() != CALLS_TARGET
+        }));
+    let (writer, colour) = match target {
+        LogTarget::Stderr => (
+            Some(tracing_appender::non_blocking(io::stderr())),
+            io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+        ),
+        LogTarget::File(path) | LogTarget::Console(Some(path)) => (Some(open(path)?), false),
+        LogTarget::Console(None) => (None, false),
+    };
+    let (writer, guard) = match writer {
+        Some((writer, guard)) => (Some(writer), Some(guard)),
+        None => (None, None),
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(for_consoles)
+        .with(writer.map(|writer| {
+            tracing_subscriber::fmt::layer()
+                .with_ansi(colour)
+                .with_writer(writer)
+        }))
+        .init();
+    Ok(LogGuard { _writer: guard })
 }
 
 #[cfg(test)]

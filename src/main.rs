@@ -3,17 +3,18 @@
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::time::Instant;
 
 use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 use wasimancer::cli::{Cli, Command};
+use wasimancer::commands::status;
 use wasimancer::commands::{self, call, check};
-use wasimancer::console::{self, ConsoleContext, ConsoleExit};
+use wasimancer::console::{self, ConsoleExit, ConsoleOptions, Role};
+use wasimancer::control::{self, Target};
 use wasimancer::http::{AdminOptions, AllowList, HttpOptions, Token};
 use wasimancer::logging::{self, LogBuffer, LogTarget};
 use wasimancer::registry::RegistryOptions;
-use wasimancer::server::{self, RunningServer, Settings};
+use wasimancer::server::{self, ControlSocketPath, RunningServer, Settings, StartError};
 
 /// The token value that turns a check off (WASImancer's).
 const NO_AUTHENTICATION: &str = "NO_AUTHENTICATION";
@@ -46,9 +47,10 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let log = LogBuffer::default();
     match &cli.command {
         Some(Command::Call { tool, arguments }) => {
-            let _log = logging::init(QUIET_LOG_FILTER, LogTarget::Stderr)?;
+            let _log = logging::init(QUIET_LOG_FILTER, LogTarget::Stderr, &log)?;
             match call::run(&cli.plugins, tool, arguments).await {
                 Ok(output) => {
                     println!("{output}");
@@ -61,7 +63,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Some(Command::Check) => {
-            let _log = logging::init(QUIET_LOG_FILTER, LogTarget::Stderr)?;
+            let _log = logging::init(QUIET_LOG_FILTER, LogTarget::Stderr, &log)?;
             let report = check::run(&cli.plugins, &cli.definitions.paths()).await;
             print!("{}", report.render());
             Ok(if report.is_ok() {
@@ -70,33 +72,87 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
-        Some(Command::Serve) | None => serve(&cli).await,
+        Some(Command::Console { url }) => {
+            let target = console_target(&cli, url.as_deref());
+            if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
+                anyhow::bail!(
+                    "the console needs a terminal (with ssh, use `ssh -t`); `wasimancer status` prints the same facts without one"
+                );
+            }
+            let _log = logging::init(
+                QUIET_LOG_FILTER,
+                LogTarget::Console(cli.serve.log_file.as_deref()),
+                &log,
+            )?;
+            attach(target, cli.serve.no_color).await
+        }
+        Some(Command::Status { url }) => {
+            let _log = logging::init(QUIET_LOG_FILTER, LogTarget::Stderr, &log)?;
+            let target = console_target(&cli, url.as_deref());
+            match control::connect(&target).await {
+                Ok((welcome, _)) => {
+                    print!("{}", status::render(&welcome));
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+        Some(Command::Serve) | None => serve(&cli, log).await,
     }
 }
 
-async fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
+/// Where `console` and `status` find the server.
+fn console_target(cli: &Cli, url: Option<&str>) -> Target {
+    match url {
+        Some(url) => Target::Http {
+            url: url.to_string(),
+            token: cli
+                .serve
+                .admin_token
+                .clone()
+                .filter(|token| token != NO_AUTHENTICATION),
+        },
+        None => Target::Socket(
+            cli.serve
+                .control_socket
+                .clone()
+                .unwrap_or_else(|| control::socket::default_path(cli.serve.port)),
+        ),
+    }
+}
+
+async fn serve(cli: &Cli, log: LogBuffer) -> anyhow::Result<ExitCode> {
     let args = &cli.serve;
     let with_console =
         !args.headless && std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
-    let log = LogBuffer::default();
     let log_file = args.log_file.as_deref();
     let _log = logging::init(
         DEFAULT_LOG_FILTER,
         match (with_console, log_file) {
-            (true, file) => LogTarget::Console(log.clone(), file),
+            (true, file) => LogTarget::Console(file),
             (false, Some(file)) => LogTarget::File(file),
             (false, None) => LogTarget::Stderr,
         },
+        &log,
     )?;
     let mcp_token = token(args.auth_token.as_deref(), "MCP bearer token")?;
     let admin_token = token(args.admin_token.as_deref(), "admin token")?;
-    let settings = settings(cli, &mcp_token, &admin_token, with_console)?;
-    let started = Instant::now();
-    let server = server::start(settings).await?;
+    let settings = settings(cli, &mcp_token, &admin_token, with_console, log)?;
+    let server = match server::start(settings).await {
+        Ok(server) => server,
+        Err(error) => {
+            if with_console && let Some(target) = running_server(cli, &error).await {
+                return attach(target, args.no_color).await;
+            }
+            return Err(error.into());
+        }
+    };
 
     if with_console {
-        return serve_with_console(server, mcp_token, admin_token, log, args.no_color, started)
-            .await;
+        return serve_with_console(server, args.no_color).await;
     }
     let snapshot = server.registry.snapshot();
     let (loaded, failed) = snapshot.plugin_counts();
@@ -112,55 +168,121 @@ async fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
         "WASIMANCER_AUTHENTICATION_TOKEN",
     );
     announce_token(&admin_token, "admin token", "WASIMANCER_ADMIN_TOKEN");
+    match &server.control_socket {
+        Some(path) => eprintln!(
+            "consoles attach with `wasimancer console --port {}` (control socket {})",
+            server.addr.port(),
+            path.display()
+        ),
+        None => eprintln!("control socket: OFF (--no-control-socket)"),
+    }
     tokio::spawn(stop_on_signal(server.shutdown_token()));
     reload_on_hangup(&server);
     server.wait().await;
     Ok(ExitCode::SUCCESS)
 }
 
-/// The console runs on a thread of its own: drawing is blocking terminal I/O
-/// and must never hold up the server.
-async fn serve_with_console(
-    server: RunningServer,
-    mcp_token: (Option<Token>, bool),
-    admin_token: (Option<Token>, bool),
-    log: LogBuffer,
-    no_color: bool,
-    started: Instant,
-) -> anyhow::Result<ExitCode> {
-    let hangup = CancellationToken::new();
-    watch_hangup(hangup.clone());
-    let context = ConsoleContext {
-        registry: server.registry.clone(),
-        address: server.addr,
-        mcp_token: mcp_token.0,
-        admin_token: admin_token.0,
-        log,
-        no_color,
-        started,
-        runtime: tokio::runtime::Handle::current(),
-        hangup,
-        shutdown: server.shutdown_token(),
+/// When the port is taken by another wasimancer (its control socket
+/// answers), ask the operator whether to attach to it instead.
+async fn running_server(cli: &Cli, error: &StartError) -> Option<Target> {
+    let StartError::Bind { addr, reason } = error else {
+        return None;
     };
+    if reason.kind() != std::io::ErrorKind::AddrInUse {
+        return None;
+    }
+    let target = console_target(cli, None);
+    let (welcome, _) = control::connect(&target).await.ok()?;
+    let question = format!(
+        "A wasimancer server (version {}, pid {}) already serves {addr}.\nAttach this console to it? [Y/n] ",
+        welcome.server.version, welcome.server.pid
+    );
+    let yes = tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut stdout = std::io::stdout();
+        let _ = write!(stdout, "{question}");
+        let _ = stdout.flush();
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer).is_ok()
+            && matches!(answer.trim().to_lowercase().as_str(), "" | "y" | "yes")
+    })
+    .await
+    .unwrap_or(false);
+    yes.then_some(target)
+}
+
+/// The console of this process's server, on a thread of its own: drawing
+/// is blocking terminal I/O and must never hold up the server.
+async fn serve_with_console(server: RunningServer, no_color: bool) -> anyhow::Result<ExitCode> {
     let shutdown = server.shutdown_token();
     tokio::spawn(stop_on_signal(shutdown.clone()));
-    let console = std::thread::Builder::new()
-        .name("console".into())
-        .spawn(move || console::run(context))
-        .context("cannot start the console thread")?;
-    let exit = tokio::task::spawn_blocking(move || console.join())
-        .await
-        .ok()
-        .and_then(Result::ok);
-    match exit {
-        Some(ConsoleExit::Quit) => shutdown.cancel(),
-        Some(ConsoleExit::TerminalLost(reason)) => {
-            tracing::warn!("console stopped ({reason}); the server keeps serving until SIGTERM");
+    let target = Target::InProcess {
+        hub: server.hub.clone(),
+        shutdown: shutdown.clone(),
+    };
+    let stopped = match run_console(target, Role::Owner, no_color, shutdown.clone()).await? {
+        Some(ConsoleExit::Quit) => None,
+        Some(ConsoleExit::TerminalLost(reason)) => Some(format!("the console stopped ({reason})")),
+        None => Some("the console stopped unexpectedly".to_string()),
+    };
+    match stopped {
+        None => shutdown.cancel(),
+        Some(why) => {
+            let what = format!(
+                "{why}; the server keeps serving at http://{}/mcp: stop it with Ctrl-C or SIGTERM, \
+                 or attach a console with `wasimancer console --port {}`",
+                server.addr,
+                server.addr.port()
+            );
+            tracing::warn!("{what}");
+            // The terminal, if it is still there, is the operator's again.
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "{what}");
         }
-        None => tracing::error!("the console stopped unexpectedly; the server keeps serving"),
     }
     server.wait().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `wasimancer console`: attach, and detach on quit.
+async fn attach(target: Target, no_color: bool) -> anyhow::Result<ExitCode> {
+    let stop = CancellationToken::new();
+    tokio::spawn(stop_on_signal(stop.clone()));
+    match run_console(target, Role::Attached, no_color, stop).await? {
+        Some(ConsoleExit::Quit) => Ok(ExitCode::SUCCESS),
+        Some(ConsoleExit::TerminalLost(reason)) => {
+            tracing::warn!("console stopped: {reason}");
+            Ok(ExitCode::SUCCESS)
+        }
+        None => Ok(ExitCode::FAILURE),
+    }
+}
+
+/// Run a console on its own thread until it ends; `None` if it panicked.
+async fn run_console(
+    target: Target,
+    role: Role,
+    no_color: bool,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Option<ConsoleExit>> {
+    let hangup = CancellationToken::new();
+    watch_hangup(hangup.clone());
+    let options = ConsoleOptions {
+        target,
+        role,
+        no_color,
+        runtime: tokio::runtime::Handle::current(),
+        hangup,
+        shutdown,
+    };
+    let console = std::thread::Builder::new()
+        .name("console".into())
+        .spawn(move || console::run(options))
+        .context("cannot start the console thread")?;
+    Ok(tokio::task::spawn_blocking(move || console.join())
+        .await
+        .ok()
+        .and_then(Result::ok))
 }
 
 /// A token from its setting: `NO_AUTHENTICATION` is none, empty or unset is
@@ -193,6 +315,7 @@ fn settings(
     mcp_token: &(Option<Token>, bool),
     admin_token: &(Option<Token>, bool),
     with_console: bool,
+    log: LogBuffer,
 ) -> anyhow::Result<Settings> {
     let args = &cli.serve;
     let listen = SocketAddr::new(args.host, args.port);
@@ -211,7 +334,8 @@ fn settings(
         registry: RegistryOptions {
             catalog_path: cli.plugins.plugins_file.clone(),
             runtime: commands::runtime_settings(&cli.plugins),
-            keep_call_details: with_console,
+            // A console may attach at any time and open a call.
+            keep_call_details: true,
         },
         definitions: cli.definitions.paths(),
         http: HttpOptions {
@@ -234,6 +358,12 @@ fn settings(
         // file, the file gets them.
         log_calls: !with_console || args.log_file.is_some(),
         watch: args.watch,
+        log,
+        control_socket: match (&args.control_socket, args.no_control_socket) {
+            (_, true) => None,
+            (Some(path), false) => Some(ControlSocketPath::At(path.clone())),
+            (None, false) => Some(ControlSocketPath::ForPort),
+        },
     })
 }
 

@@ -1,37 +1,10 @@
 //! The binary as users run it: `check`, `call`, `serve --headless`, `--help`.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::{Command, Output};
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+mod support;
 
-/// The binary, run from the repository root, with a test cache folder.
-fn wasimancer(args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_wasimancer"));
-    command
-        .args(args)
-        .current_dir(repo())
-        .env(
-            "WASIMANCER_CACHE_DIR",
-            Path::new(env!("CARGO_TARGET_TMPDIR")).join("wasmtime-cache"),
-        )
-        .env_remove("WASIMANCER_AUTHENTICATION_TOKEN")
-        .env_remove("PLUGINS_PATH")
-        .env_remove("PLUGINS_DEFINITION_FILE")
-        .env_remove("RESOURCES_PATH")
-        .env_remove("RESOURCES_DEFINITION_FILE")
-        .env_remove("PROMPTS_PATH")
-        .env_remove("PROMPTS_DEFINITION_FILE")
-        .env_remove("HTTP_PORT")
-        .env_remove("RUST_LOG")
-        .env_remove("WASM_GREETING");
-    command
-}
+use support::{Headless, repo, wasimancer};
 
 fn run(command: &mut Command) -> (bool, String, String) {
     let Output {
@@ -251,87 +224,10 @@ fn help_shows_every_setting_with_its_variable() {
     }
 }
 
-/// A headless server: the process and its stderr lines as they come. It is
-/// killed when dropped, so a failing test leaves no server behind.
-struct Headless {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Headless {
-    fn start(command: &mut Command) -> Self {
-        let mut child = command
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (sender, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if sender.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Self {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Wait for a line containing `needle` (the server says when it is ready).
-    fn wait_for(&mut self, needle: &str) -> String {
-        loop {
-            match self.lines.recv_timeout(Duration::from_secs(60)) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if line.contains(needle) {
-                        return line;
-                    }
-                }
-                Err(_) => panic!("no line with {needle:?}; got:\n{}", self.seen.join("\n")),
-            }
-        }
-    }
-
-    /// Stop with SIGTERM and return everything it printed.
-    fn stop(&mut self) -> String {
-        // SIGTERM, as systemd sends it.
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        let status = self.child.wait().unwrap();
-        assert!(
-            status.success(),
-            "the server exits cleanly on SIGTERM: {status}"
-        );
-        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
-            self.seen.push(line);
-        }
-        self.seen.join("\n")
-    }
-}
-
-impl Drop for Headless {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn headless_server_shows_a_generated_token_once_and_logs_each_call() {
     let mut server = Headless::start(&mut wasimancer(&["serve", "--headless", "--port", "0"]));
-    let ready = server.wait_for("serving");
-    let address = ready
-        .split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .unwrap()
-        .to_string();
+    let address = server.address();
     let token_line = server.wait_for("bearer token");
     let token = token_line.rsplit(' ').next().unwrap().to_string();
     assert_eq!(token.len(), 48, "{token_line}");
@@ -370,4 +266,41 @@ fn serve_refuses_a_malformed_plugins_yml_with_its_line() {
         .env("PLUGINS_PATH", folder.path().join("plugins")));
     assert!(!ok);
     assert!(stderr.contains("plugins.yml line"), "{stderr}");
+}
+
+/// contrib/wasimancer.service is a valid unit (for this binary), as
+/// `systemd-analyze verify` reads it. Skipped where systemd is not installed.
+#[test]
+fn the_systemd_unit_verifies() {
+    let Ok(probe) = Command::new("systemd-analyze").arg("--version").output() else {
+        eprintln!("skipped: systemd-analyze is not installed");
+        return;
+    };
+    assert!(probe.status.success());
+    let unit = std::fs::read_to_string(repo().join("contrib/wasimancer.service")).unwrap();
+    assert!(unit.contains("ExecStart=/usr/local/bin/wasimancer serve --headless"));
+    for hardening in [
+        "DynamicUser=yes",
+        "ProtectSystem=strict",
+        "RuntimeDirectory=wasimancer",
+        "StateDirectory=wasimancer",
+    ] {
+        assert!(unit.contains(hardening), "the unit lacks {hardening}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wasimancer.service");
+    std::fs::write(
+        &path,
+        unit.replace(
+            "/usr/local/bin/wasimancer",
+            env!("CARGO_BIN_EXE_wasimancer"),
+        ),
+    )
+    .unwrap();
+    let (ok, stdout, stderr) = run(Command::new("systemd-analyze").arg("verify").arg(&path));
+    assert!(ok, "systemd-analyze verify: {stdout}{stderr}");
+    assert!(
+        !stderr.contains(&path.display().to_string()),
+        "warnings about the unit: {stderr}"
+    );
 }

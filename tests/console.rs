@@ -4,22 +4,19 @@
 //! Needs tmux (CI installs it). The tmux server gets a socket of its own, so
 //! the test never touches the operator's sessions.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use rmcp::model::{CallToolRequestParams, ClientConfig};
-use rmcp::transport::StreamableHttpClientTransport;
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::{RoleClient, ServiceExt, service::RunningService};
+use serde_json::json;
+
+mod support;
+
+use support::{Headless, call_text, mcp_client, repo, wasimancer};
 
 const TOKEN: &str = "console-test-token-0123456789";
 /// Generous: a debug build compiles the sample plugins at start.
 const DEADLINE: Duration = Duration::from_secs(90);
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// Tests run in parallel: each gets a tmux server of its own.
 static NEXT_SOCKET: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -72,10 +69,28 @@ impl Tmux {
         String::from_utf8_lossy(&stdout).into_owned()
     }
 
-    /// Start the binary in a 100x30 window, from the repository root.
+    /// Start the server with its console in a 100x30 window, from the
+    /// repository root.
     fn start(&mut self) {
+        self.start_with(&["--port", "0"], &[]);
+    }
+
+    /// Start `wasimancer ARGS` in a 100x30 window, from the repository
+    /// root, with `env` set.
+    fn start_with(&mut self, args: &[&str], env: &[(&str, &str)]) {
+        let mut command = vec![env!("CARGO_BIN_EXE_wasimancer")];
+        command.extend_from_slice(args);
+        self.start_program(&command, env);
+    }
+
+    /// Start `program` (with its arguments) in a 100x30 window, from the
+    /// repository root, with `env` set.
+    fn start_program(&mut self, program: &[&str], env: &[(&str, &str)]) {
         let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("wasmtime-cache");
         let mut command = self.command();
+        for (name, value) in env {
+            command.env(name, value);
+        }
         command
             .current_dir(repo())
             // The tmux server starts here: its panes inherit this environment.
@@ -88,6 +103,8 @@ impl Tmux {
             .env_remove("HTTP_PORT")
             .env_remove("RUST_LOG")
             .env_remove("WASIMANCER_HEADLESS")
+            .env_remove("WASIMANCER_CONTROL_SOCKET")
+            .env("RUST_BACKTRACE", "0")
             .args([
                 "new-session",
                 "-d",
@@ -98,8 +115,7 @@ impl Tmux {
                 "-s",
                 "console",
             ])
-            .arg(env!("CARGO_BIN_EXE_wasimancer"))
-            .args(["--port", "0"]);
+            .args(program);
         let output = command.output().expect("tmux runs");
         assert!(
             output.status.success(),
@@ -132,6 +148,19 @@ impl Tmux {
     /// SSH connection drops (the process gets SIGHUP, its tty hangs up).
     fn drop_terminal(&mut self) {
         self.run(&["kill-server"]);
+    }
+
+    /// Wait until the program in the window has ended.
+    fn wait_until_dead(&self, why: &str) {
+        let started = Instant::now();
+        while !self.pane_dead() {
+            assert!(
+                started.elapsed() < DEADLINE,
+                "{why}; the screen:\n{}",
+                self.screen()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     fn pane_dead(&self) -> bool {
@@ -206,16 +235,6 @@ fn address(screen: &str) -> String {
         .to_string()
 }
 
-async fn connect(url: &str) -> RunningService<RoleClient, ClientConfig> {
-    let config = StreamableHttpClientTransportConfig::with_uri(url).auth_header(TOKEN);
-    let transport = StreamableHttpClientTransport::from_config(config);
-    let mut info = ClientConfig::default();
-    info.client_info.name = "e2e".into();
-    info.serve(transport)
-        .await
-        .expect("the MCP client connects")
-}
-
 /// The first row of the focused pane (drawn with heavy borders, `┃`) that
 /// mentions both `needle` and `also`.
 fn row_with<'a>(screen: &'a str, needle: &str, also: &str) -> Option<&'a str> {
@@ -240,18 +259,8 @@ fn the_console_calls_a_tool_from_its_form_and_shows_every_call_live() {
     // An MCP client calls the same server.
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
     let url = format!("http://{address}/mcp");
-    let client = runtime.block_on(connect(&url));
-    let mut arguments = serde_json::Map::new();
-    arguments.insert("left".into(), 20.into());
-    arguments.insert("right".into(), 22.into());
-    let result = runtime
-        .block_on(client.call_tool(CallToolRequestParams::new("add").with_arguments(arguments)))
-        .expect("add answers");
-    let text: String = result
-        .content
-        .iter()
-        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
-        .collect();
+    let client = runtime.block_on(mcp_client(&url, TOKEN, "e2e"));
+    let text = runtime.block_on(call_text(&client, "add", json!({"left": 20, "right": 22})));
     assert_eq!(text, r#"{"result":42}"#);
 
     // The form of `say_hello`: the fourth row of the plugins pane.
@@ -295,16 +304,152 @@ fn the_console_calls_a_tool_from_its_form_and_shows_every_call_live() {
 
     // Nothing in flight: `q` quits at once, and the server stops with it.
     runtime.block_on(async { drop(client) });
+    assert!(screen.contains("owner"), "{screen}");
     tmux.keys(&["q"]);
-    let started = Instant::now();
-    while !tmux.pane_dead() {
-        assert!(
-            started.elapsed() < DEADLINE,
-            "q did not stop the process; the screen:\n{}",
-            tmux.screen()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    tmux.wait_until_dead("q did not stop the process");
+}
+
+/// A server running on its own (as under systemd), with its control socket
+/// in a private folder.
+fn headless_server(socket: &Path) -> (Headless, String) {
+    let mut server = Headless::start(
+        wasimancer(&["serve", "--headless", "--port", "0", "--control-socket"])
+            .arg(socket)
+            .env("WASIMANCER_AUTHENTICATION_TOKEN", TOKEN),
+    );
+    let address = server.address();
+    server.wait_for("consoles attach");
+    (server, address)
+}
+
+#[test]
+fn wasimancer_console_attaches_to_a_headless_server_and_q_leaves_it_serving() {
+    let dir = tempfile::tempdir().expect("a temp folder");
+    let socket = dir.path().join("control.sock");
+    let (mut server, address) = headless_server(&socket);
+    let socket = socket.display().to_string();
+
+    let mut tmux = Tmux::new();
+    tmux.start_with(&["console", "--control-socket", &socket], &[]);
+    let attached = format!("attached to pid {}", server.child.id());
+    tmux.wait_for("the attached console", |s| {
+        s.contains(&attached) && s.contains("plugins 4 loaded")
+    });
+
+    // A call from an MCP client shows up in the attached console.
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let url = format!("http://{address}/mcp");
+    let client = runtime.block_on(mcp_client(&url, TOKEN, "e2e"));
+    let text = runtime.block_on(call_text(&client, "add", json!({"left": 1, "right": 2})));
+    assert_eq!(text, r#"{"result":3}"#);
+    tmux.keys(&["2"]);
+    tmux.wait_for("the MCP call in the calls pane", |s| {
+        row_with(s, "mcp:e2e", "add").is_some_and(|row| row.contains("ok"))
+    });
+
+    // `q` detaches at once, and the server keeps serving.
+    tmux.keys(&["q"]);
+    tmux.wait_until_dead("q did not end the attached console");
+    assert!(server.running(), "detaching stopped the server");
+    let text = runtime.block_on(call_text(&client, "say_hello", json!({"name": "still"})));
+    assert_eq!(text, "Hello, still!");
+    runtime.block_on(async { drop(client) });
+    server.stop();
+}
+
+#[test]
+fn an_attached_console_says_when_the_server_is_gone_and_comes_back_by_itself() {
+    let dir = tempfile::tempdir().expect("a temp folder");
+    let socket = dir.path().join("control.sock");
+    let (mut first, _) = headless_server(&socket);
+    let mut tmux = Tmux::new();
+    tmux.start_with(
+        &["console", "--control-socket", &socket.display().to_string()],
+        &[],
+    );
+    tmux.wait_for("the attached console", |s| {
+        s.contains(&format!("attached to pid {}", first.child.id()))
+    });
+
+    first.stop();
+    tmux.wait_for("the console noticing", |s| {
+        s.contains("disconnected, retrying")
+    });
+
+    // A new server on the same socket: the console finds it by itself.
+    let (second, _) = headless_server(&socket);
+    tmux.wait_for("the console attached to the new server", |s| {
+        s.contains(&format!("attached to pid {}", second.child.id()))
+            && s.contains("plugins 4 loaded")
+    });
+    tmux.keys(&["q"]);
+    tmux.wait_until_dead("q did not end the attached console");
+}
+
+#[test]
+fn plain_wasimancer_on_the_port_of_a_running_server_offers_to_attach() {
+    // The running server has its socket where `wasimancer --port P` looks.
+    let mut server = Headless::start(
+        wasimancer(&["serve", "--headless", "--port", "0"])
+            .env("WASIMANCER_AUTHENTICATION_TOKEN", TOKEN),
+    );
+    let address = server.address();
+    server.wait_for("consoles attach");
+    let port = address.rsplit(':').next().expect("a port").to_string();
+
+    let mut tmux = Tmux::new();
+    tmux.start_with(&["--port", &port], &[]);
+    let question = format!("pid {}) already serves", server.child.id());
+    tmux.wait_for("the offer to attach", |s| {
+        s.contains(&question) && s.contains("Attach this console to it? [Y/n]")
+    });
+    tmux.keys(&["Enter"]);
+    let attached = format!("attached to pid {}", server.child.id());
+    tmux.wait_for("the attached console", |s| s.contains(&attached));
+    tmux.keys(&["q"]);
+    tmux.wait_until_dead("q did not end the attached console");
+    assert!(server.running(), "the running server was not disturbed");
+    server.stop();
+}
+
+/// A debug build panics its console on F12 when WASIMANCER_DEBUG_PANIC is
+/// set: the terminal must come back usable, and the server keep serving.
+#[test]
+fn a_panicking_console_gives_the_terminal_back_and_the_server_keeps_serving() {
+    let mut tmux = Tmux::new();
+    tmux.start_program(&["sh"], &[("WASIMANCER_DEBUG_PANIC", "1"), ("PS1", "$ ")]);
+    let command = format!(
+        "{} --port 0; echo exit=$?",
+        env!("CARGO_BIN_EXE_wasimancer")
+    );
+    tmux.keys(&[&command, "Enter"]);
+    let screen = tmux.wait_for("the console", |s| s.contains("plugins 4 loaded"));
+    let url = format!("http://{}/mcp", address(&screen));
+
+    tmux.keys(&["F12"]);
+    let screen = tmux.wait_for("the panic, printed on the restored terminal", |s| {
+        s.contains("panicked") && s.contains("the server keeps serving")
+    });
+    assert!(
+        !screen.contains("┏"),
+        "the console's screen is gone:\n{screen}"
+    );
+
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let text = runtime.block_on(async {
+        let client = mcp_client(&url, TOKEN, "e2e").await;
+        call_text(&client, "say_hello", json!({"name": "after the panic"})).await
+    });
+    assert_eq!(text, "Hello, after the panic!");
+
+    // The terminal is cooked again: Ctrl-C reaches the server as SIGINT,
+    // and the shell reads whole lines.
+    tmux.keys(&["C-c"]);
+    tmux.wait_for("the server's exit", |s| s.contains("exit=0"));
+    tmux.keys(&["echo shell-ok", "Enter"]);
+    tmux.wait_for("the shell's answer", |s| {
+        s.lines().any(|line| line.trim() == "shell-ok")
+    });
 }
 
 #[test]
@@ -322,18 +467,8 @@ fn a_dropped_terminal_stops_the_console_and_the_server_keeps_serving() {
     // The server still answers MCP calls, from a client that connects now.
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
     let text = runtime.block_on(async {
-        let client = connect(&url).await;
-        let mut arguments = serde_json::Map::new();
-        arguments.insert("name".into(), "after the hang-up".into());
-        let result = client
-            .call_tool(CallToolRequestParams::new("say_hello").with_arguments(arguments))
-            .await
-            .expect("say_hello answers after the terminal went away");
-        result
-            .content
-            .iter()
-            .filter_map(|c| c.as_text().map(|t| t.text.clone()))
-            .collect::<String>()
+        let client = mcp_client(&url, TOKEN, "e2e").await;
+        call_text(&client, "say_hello", json!({"name": "after the hang-up"})).await
     });
     assert_eq!(text, "Hello, after the hang-up!");
     assert!(running(pid), "the process stopped with its terminal");

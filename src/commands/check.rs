@@ -88,27 +88,7 @@ impl CheckReport {
                 ]
             })
             .collect();
-        let mut widths = header.map(str::len);
-        for row in &rows {
-            for (w, cell) in widths.iter_mut().zip(row) {
-                *w = (*w).max(cell.chars().count());
-            }
-        }
-        let line = |cells: [&str; 5]| {
-            let mut text = String::new();
-            for (i, (cell, width)) in cells.iter().zip(widths).enumerate() {
-                if i == 4 {
-                    text.push_str(cell);
-                } else {
-                    let _ = write!(text, "{cell:<width$}  ");
-                }
-            }
-            text.trim_end().to_string()
-        };
-        let _ = writeln!(out, "{}", line(header));
-        for row in &rows {
-            let _ = writeln!(out, "{}", line(row.each_ref().map(String::as_str)));
-        }
+        out.push_str(&super::table(header, &rows));
         let failures: Vec<&PluginCheck> =
             self.plugins.iter().filter(|p| p.result.is_err()).collect();
         if failures.is_empty() {

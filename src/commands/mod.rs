@@ -1,8 +1,11 @@
-//! The subcommands other than serving: `call` and `check`, plus the settings
-//! every command derives from the command line.
+//! The subcommands other than serving: `call`, `check` and `status`, plus
+//! the settings every command derives from the command line.
 
 pub mod call;
 pub mod check;
+pub mod status;
+
+use std::fmt::Write as _;
 
 use crate::cli::PluginArgs;
 use crate::runtime::{self, CompileCache, RuntimeSettings};
@@ -29,4 +32,32 @@ pub fn runtime_settings(args: &PluginArgs) -> RuntimeSettings {
             .max(1),
         compile_cache,
     }
+}
+
+/// Rows under a header, each column as wide as its widest cell, two spaces
+/// apart; the last column is not padded.
+pub fn table<const N: usize>(header: [&str; N], rows: &[[String; N]]) -> String {
+    let mut widths = header.map(|cell| cell.chars().count());
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: [&str; N]| {
+        let mut text = String::new();
+        for (i, (cell, width)) in cells.iter().zip(widths).enumerate() {
+            if i + 1 == N {
+                text.push_str(cell);
+            } else {
+                let _ = write!(text, "{cell:<width$}  ");
+            }
+        }
+        text.trim_end().to_string()
+    };
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", line(header));
+    for row in rows {
+        let _ = writeln!(out, "{}", line(row.each_ref().map(String::as_str)));
+    }
+    out
 }

@@ -1,6 +1,6 @@
-//! What the console reacts to: the operator's input, and news from the
-//! server (call records, plugin snapshots, counters, the outcomes of the
-//! calls and reloads the console started).
+//! What the console reacts to: the operator's input, the passing of time,
+//! and news from the server (its welcome, updates, answers to what the
+//! console asked, the connection lost).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,11 +9,10 @@ use std::time::{Duration, Instant};
 
 use ratatui::crossterm::event::{self as terminal_event, Event, KeyEvent};
 
-use crate::events::ServerEvent;
-use crate::registry::{CallDetail, CallReply, ChangeReport, Snapshot};
-use crate::runtime::CallFailure;
+use crate::control::{Reply, Update, Welcome};
 
 /// Everything `App::update` handles.
+#[derive(Debug)]
 pub enum ConsoleEvent {
     /// A key press.
     Key(KeyEvent),
@@ -21,47 +20,23 @@ pub enum ConsoleEvent {
     Paste(String),
     /// The terminal's new size, in columns and rows.
     Resize(u16, u16),
-    /// A call record or a plugin change from the event bus.
-    Server(Arc<ServerEvent>),
-    /// The console fell behind the bus and lost this many events.
-    Dropped(u64),
-    /// A new snapshot of the plugins was published.
-    Snapshot(Arc<Snapshot>),
-    /// New lines of the server log.
-    LogLines(Vec<String>),
-    /// The server's counters, read at `at`.
-    Counters(Counters),
-    /// A call sent from the form has finished.
-    CallFinished {
-        tool: String,
-        request: u64,
-        result: Result<CallReply, CallFailure>,
-    },
-    /// A reload started with `r` or `R` has finished.
-    ReloadFinished {
-        /// The plugin reloaded, or `None` for all of them.
-        plugin: Option<String>,
-        result: Result<ChangeReport, String>,
-    },
-    /// The full payloads of a call, asked for with `Action::FetchDetail`.
-    Detail {
-        call_id: u64,
-        detail: Option<Arc<CallDetail>>,
-    },
-}
-
-/// The server's counters at one moment.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Counters {
-    pub at: Instant,
-    pub calls: u64,
-    pub errors: u64,
-    pub in_flight: u64,
+    /// The loop looked at the clock: the uptime and the call rate move on.
+    Tick(Instant),
+    /// The console reached the server (again): its whole picture.
+    Attached { welcome: Box<Welcome>, at: Instant },
+    /// News from the server, received at `at`.
+    Updates { updates: Vec<Update>, at: Instant },
+    /// The answer to the request `id`.
+    Reply { id: u64, reply: Reply },
+    /// The connection to the server is gone, and why; `retrying` when the
+    /// console tries again by itself.
+    Disconnected { reason: String, retrying: bool },
 }
 
 /// What reaches the console's loop through its channel: events from the
 /// input thread and from the tasks the console started, or news that the
 /// terminal is gone.
+#[derive(Debug)]
 pub enum Message {
     Event(ConsoleEvent),
     /// Reading the terminal failed: it is gone.

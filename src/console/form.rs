@@ -2,13 +2,11 @@
 //! operator types with the same checks the server makes, a history of the
 //! arguments sent, and the outcome of the last call.
 
-use std::sync::Arc;
-
 use ratatui::style::Style;
 use ratatui_textarea::TextArea;
 use serde_json::{Map, Value};
 
-use crate::registry::Tool;
+use crate::control::ToolView;
 use crate::runtime::FailureKind;
 
 /// Whether the draft can be sent, and if not, why and where.
@@ -27,7 +25,7 @@ pub enum Validation {
 }
 
 /// The arguments of `tool` in `text`, or why they cannot be sent.
-pub fn validate(tool: &Tool, text: &str) -> Result<Map<String, Value>, Validation> {
+pub fn validate(tool: &ToolView, text: &str) -> Result<Map<String, Value>, Validation> {
     let value: Value = if text.trim().is_empty() {
         // An empty editor means "no arguments".
         Value::Object(Map::new())
@@ -71,12 +69,16 @@ pub enum FormOutcome {
         kind: FailureKind,
         message: String,
     },
+    /// The call may not have reached the server, or its answer was lost.
+    Lost {
+        reason: String,
+    },
 }
 
 /// One tool's form. Forms are kept per tool, so a draft survives leaving
 /// the form and coming back.
 pub struct CallForm {
-    pub tool: Arc<Tool>,
+    pub tool: ToolView,
     pub editor: TextArea<'static>,
     pub validation: Validation,
     /// Arguments sent from this form, oldest first (deduplicated).
@@ -96,7 +98,7 @@ pub struct CallForm {
 const HISTORY_KEPT: usize = 50;
 
 impl CallForm {
-    pub fn new(tool: Arc<Tool>, styles: EditorStyles) -> Self {
+    pub fn new(tool: ToolView, styles: EditorStyles) -> Self {
         let text = tool.skeleton();
         let mut form = Self {
             editor: editor(&text, styles),
@@ -137,9 +139,11 @@ impl CallForm {
     }
 
     /// A newer version of the tool (after a reload).
-    pub fn set_tool(&mut self, tool: Arc<Tool>) {
-        self.tool = tool;
-        self.revalidate();
+    pub fn set_tool(&mut self, tool: &ToolView) {
+        if self.tool != *tool {
+            self.tool = tool.clone();
+            self.revalidate();
+        }
     }
 
     /// Remember `text` as sent.

@@ -360,7 +360,7 @@ pub const KEYMAP: &[Binding] = &[
         M::Global,
         &[K::Char('q')],
         C::Quit,
-        "quit (stops the server; asks while calls are in flight)",
+        "quit (an attached console only detaches)",
         Some("quit"),
     ),
     // The call form: checked before the editor gets the key.
@@ -504,7 +504,7 @@ pub const KEYMAP: &[Binding] = &[
         M::Always,
         &[K::Ctrl('c')],
         C::Quit,
-        "quit (asks while calls are in flight)",
+        "quit or detach, as q",
         None,
     ),
     bind(
@@ -515,6 +515,12 @@ pub const KEYMAP: &[Binding] = &[
         None,
     ),
 ];
+
+/// In debug builds with `WASIMANCER_DEBUG_PANIC` set, this key panics the
+/// console thread: the test that the terminal is given back after a panic
+/// presses it. It is in no table: nobody should find it by accident.
+#[cfg(debug_assertions)]
+pub const DEBUG_PANIC_KEY: Key = Key::F(12);
 
 /// The command `key` runs in a screen that applies `modes`, most specific first.
 pub fn lookup(modes: &[Mode], key: Key) -> Option<Command> {

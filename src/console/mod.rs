@@ -1,15 +1,15 @@
-//! The operator console: a live dashboard of the server in the terminal.
+//! The operator console: a live dashboard of a server in the terminal.
 //!
-//! It runs on a thread of its own (drawing is blocking terminal I/O) and
-//! only reads from the server: the event bus without waiting on it (a reader
-//! that polls registers no waker, so publishing a call record costs the
-//! server nothing more when the console is up), the registry's snapshot and
-//! counters, and the log buffer. Calls and reloads it starts run on the
-//! server's runtime and report back through a channel.
+//! One console, wherever the server is: it talks to the server only through
+//! the control protocol (see `control`), over a channel when it is the
+//! console of the server's own process, over the Unix socket or HTTP when
+//! it attaches to a server running on its own. The link to the server runs
+//! on the async runtime; the console runs on a thread of its own (drawing is
+//! blocking terminal I/O) and never holds up the server.
 //!
-//! The loop waits for input, a message, or the next look at the server
-//! (every [`POLL`]); drains everything queued; and redraws only when
-//! something visible changed, at most once per [`FRAME`].
+//! The loop waits for input, news from the server, or the next tick (every
+//! [`POLL`]); drains everything queued; and redraws only when something
+//! visible changed, at most once per [`FRAME`].
 
 mod app;
 mod calls;
@@ -17,6 +17,9 @@ mod event;
 mod form;
 mod format;
 mod keymap;
+mod layout;
+mod link;
+mod scrollback;
 mod terminal;
 mod theme;
 mod ui;
@@ -26,68 +29,54 @@ mod testing;
 #[cfg(test)]
 mod ui_tests;
 
-use std::net::SocketAddr;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use ratatui::layout::Rect;
 use tokio_util::sync::CancellationToken;
 
-use self::app::{Action, App, ServerInfo, WallClock};
-use self::event::{ConsoleEvent, Counters, InputReader, Message};
+pub use self::app::Role;
+use self::app::{Action, App, WallClock};
+use self::event::{ConsoleEvent, InputReader, Message};
+use self::link::Link;
 use self::terminal::{TerminalError, TerminalGuard};
 use self::theme::Theme;
-use crate::events::{CallSource, EventReader, Received};
-use crate::http::Token;
-use crate::logging::LogBuffer;
-use crate::registry::Registry;
+use crate::control::Target;
 
 /// The shortest time between two frames: at most 10 a second. Under load
 /// every frame repaints the call log, and each costs the terminal (tmux, an
 /// SSH link) more than it costs us.
 const FRAME: Duration = Duration::from_millis(100);
-/// How often the console looks at the server when nothing else wakes it.
+/// How often the loop looks at the clock when nothing else wakes it.
 const POLL: Duration = Duration::from_millis(100);
-/// The most bus events handled before a frame may be drawn; the rest wait
-/// for the next turn, so a flood never starves the screen.
-const EVENTS_PER_TURN: usize = 50_000;
 
-/// Everything the console needs from the running server.
-pub struct ConsoleContext {
-    pub registry: Registry,
-    /// Where the server listens.
-    pub address: SocketAddr,
-    /// The MCP bearer token (`None`: authentication is off).
-    pub mcp_token: Option<Token>,
-    /// The admin API token (`None`: the admin API is off).
-    pub admin_token: Option<Token>,
-    /// The server log, shown in a pane.
-    pub log: LogBuffer,
+/// How to run a console.
+pub struct ConsoleOptions {
+    /// Where the server is.
+    pub target: Target,
+    pub role: Role,
     pub no_color: bool,
-    /// When the server started, for the uptime.
-    pub started: Instant,
-    /// The server's runtime, to run calls and reloads from the console.
+    /// The runtime the link to the server runs on.
     pub runtime: tokio::runtime::Handle,
-    /// Cancelled when the terminal hangs up (SIGHUP): the console stops and
-    /// the server keeps serving.
+    /// Cancelled when the terminal hangs up (SIGHUP): the console stops.
     pub hangup: CancellationToken,
-    /// Cancelled when the server is stopping for another reason (SIGTERM,
-    /// SIGINT): the console closes too.
+    /// Cancelled when the process is stopping (SIGTERM, SIGINT): the
+    /// console closes too.
     pub shutdown: CancellationToken,
 }
 
 /// Why the console stopped.
 #[derive(Debug)]
 pub enum ConsoleExit {
-    /// The operator quit: stop the server too.
+    /// The operator quit (the owner console: stop the server too).
     Quit,
-    /// The terminal went away (hang-up, write error): keep serving.
+    /// The terminal went away (hang-up, write error).
     TerminalLost(String),
 }
 
 /// Run the console on the current thread until the operator quits or the
 /// terminal goes away.
-pub fn run(context: ConsoleContext) -> ConsoleExit {
+pub fn run(options: ConsoleOptions) -> ConsoleExit {
     let mut guard = match TerminalGuard::enter() {
         Ok(guard) => guard,
         Err(error) => return ConsoleExit::TerminalLost(error.to_string()),
@@ -102,23 +91,22 @@ pub fn run(context: ConsoleContext) -> ConsoleExit {
         }
     };
     let size = terminal_size(&mut guard);
-    let info = ServerInfo {
-        address: context.address,
-        mcp_token: context.mcp_token.clone(),
-        admin_token: context.admin_token.clone(),
-        started: context.started,
-        version: env!("CARGO_PKG_VERSION"),
-        clock: WallClock::Local,
-    };
-    let app = App::new(info, Theme::new(context.no_color), size);
-    let feed = ServerFeed::new(&context.registry, context.log.clone());
+    let app = App::new(
+        options.role,
+        options.target.describe(),
+        Theme::new(options.no_color),
+        WallClock::Local,
+        size,
+    );
+    let link = Link::start(options.target, &options.runtime, sender);
     let mut console = Console {
         app,
-        feed,
-        context,
-        sender,
+        link,
+        hangup: options.hangup,
+        shutdown: options.shutdown,
     };
     let exit = console.run(&mut guard, &receiver);
+    drop(console);
     drop(input);
     drop(guard);
     exit
@@ -132,72 +120,11 @@ fn terminal_size(guard: &mut TerminalGuard) -> Rect {
         .unwrap_or_else(|_| Rect::new(0, 0, 80, 24))
 }
 
-/// What the console reads from the server, without ever waiting on it.
-struct ServerFeed {
-    registry: Registry,
-    events: Option<EventReader>,
-    log: LogBuffer,
-    log_seen: u64,
-    generation: Option<u64>,
-}
-
-impl ServerFeed {
-    fn new(registry: &Registry, log: LogBuffer) -> Self {
-        Self {
-            registry: registry.clone(),
-            events: Some(registry.bus().subscribe()),
-            log,
-            log_seen: 0,
-            generation: None,
-        }
-    }
-
-    /// Hand everything new to `app`.
-    fn drain(&mut self, app: &mut App) {
-        let snapshot = self.registry.snapshot();
-        if self.generation != Some(snapshot.generation) {
-            self.generation = Some(snapshot.generation);
-            app.update(ConsoleEvent::Snapshot(snapshot));
-        }
-        if let Some(events) = &mut self.events {
-            for _ in 0..EVENTS_PER_TURN {
-                match events.try_recv() {
-                    None => break,
-                    Some(Received::Event(event)) => {
-                        app.update(ConsoleEvent::Server(event));
-                    }
-                    Some(Received::Dropped(count)) => {
-                        app.update(ConsoleEvent::Dropped(count));
-                    }
-                    Some(Received::Closed) => {
-                        self.events = None;
-                        break;
-                    }
-                }
-            }
-        }
-        let (lines, seen) = self.log.since(self.log_seen);
-        self.log_seen = seen;
-        if !lines.is_empty() {
-            app.update(ConsoleEvent::LogLines(lines));
-        }
-        let metrics = self.registry.metrics();
-        use std::sync::atomic::Ordering::Relaxed;
-        app.update(ConsoleEvent::Counters(Counters {
-            at: Instant::now(),
-            calls: metrics.calls.load(Relaxed),
-            errors: metrics.errors.load(Relaxed),
-            in_flight: metrics.in_flight.load(Relaxed),
-        }));
-    }
-}
-
 struct Console {
     app: App,
-    feed: ServerFeed,
-    context: ConsoleContext,
-    /// For the tasks the console starts to report back.
-    sender: Sender<Message>,
+    link: Link,
+    hangup: CancellationToken,
+    shutdown: CancellationToken,
 }
 
 impl Console {
@@ -224,13 +151,13 @@ impl Console {
                     return exit;
                 }
             }
-            if self.context.hangup.is_cancelled() {
+            if self.hangup.is_cancelled() {
                 return ConsoleExit::TerminalLost("the terminal hung up (SIGHUP)".into());
             }
-            if self.context.shutdown.is_cancelled() {
+            if self.shutdown.is_cancelled() {
                 return ConsoleExit::Quit;
             }
-            self.feed.drain(&mut self.app);
+            self.app.update(ConsoleEvent::Tick(Instant::now()));
             if let Some((columns, rows)) = event::window_size()
                 && (columns, rows) != (self.app.size.width, self.app.size.height)
             {
@@ -271,68 +198,20 @@ impl Console {
         guard: &mut TerminalGuard,
     ) -> Result<Option<Action>, ConsoleExit> {
         match action {
-            Action::Quit => return Err(ConsoleExit::Quit),
+            Action::Quit => Err(ConsoleExit::Quit),
             Action::Suspend => {
                 guard
                     .suspend()
                     .map_err(|error: TerminalError| ConsoleExit::TerminalLost(error.to_string()))?;
                 let size = terminal_size(guard);
-                return Ok(self
+                Ok(self
                     .app
-                    .update(ConsoleEvent::Resize(size.width, size.height)));
+                    .update(ConsoleEvent::Resize(size.width, size.height)))
             }
-            Action::Call {
-                tool,
-                request,
-                arguments,
-            } => {
-                let registry = self.context.registry.clone();
-                let sender = self.sender.clone();
-                self.context.runtime.spawn(async move {
-                    let result = registry
-                        .call(CallSource::Console, &tool, Some(arguments))
-                        .await;
-                    let _ = sender.send(Message::Event(ConsoleEvent::CallFinished {
-                        tool,
-                        request,
-                        result,
-                    }));
-                });
-            }
-            Action::ReloadPlugin(plugin) => {
-                let registry = self.context.registry.clone();
-                let sender = self.sender.clone();
-                self.context.runtime.spawn(async move {
-                    let result = registry
-                        .reload_plugin(&plugin, "console")
-                        .await
-                        .map_err(|error| error.to_string());
-                    let _ = sender.send(Message::Event(ConsoleEvent::ReloadFinished {
-                        plugin: Some(plugin),
-                        result,
-                    }));
-                });
-            }
-            Action::ReloadAll => {
-                let registry = self.context.registry.clone();
-                let sender = self.sender.clone();
-                self.context.runtime.spawn(async move {
-                    let result = registry
-                        .reload_all("console")
-                        .await
-                        .map_err(|error| error.to_string());
-                    let _ = sender.send(Message::Event(ConsoleEvent::ReloadFinished {
-                        plugin: None,
-                        result,
-                    }));
-                });
-            }
-            Action::FetchDetail(call_id) => {
-                // A short lock on a small side store: fine on this thread.
-                let detail = self.context.registry.call_detail(call_id);
-                return Ok(self.app.update(ConsoleEvent::Detail { call_id, detail }));
+            Action::Request { id, request } => {
+                self.link.send(id, request);
+                Ok(None)
             }
         }
-        Ok(None)
     }
 }

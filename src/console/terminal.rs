@@ -122,6 +122,12 @@ impl TerminalGuard {
 impl Drop for TerminalGuard {
     fn drop(&mut self) {
         self.give_back();
+        // std refuses (with a panic, which would abort the whole process)
+        // to change the hook from a panicking thread. Ours stays then: with
+        // the screen given back, it only calls the previous one.
+        if std::thread::panicking() {
+            return;
+        }
         // Put the previous hook back: ours holds the only other reference,
         // and dropping it (by taking it) releases that.
         drop(std::panic::take_hook());

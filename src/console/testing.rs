@@ -1,6 +1,7 @@
 //! Fixed data for the console's tests: a real registry serving the sample
-//! plugins (one failed, one stale after a failed reload), call records with
-//! fixed times, and an app built from them with a fixed clock.
+//! plugins (one failed, one stale after a failed reload) as a server's
+//! welcome shows it, call records with fixed times, and an app attached to
+//! that welcome with a fixed clock.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock};
@@ -9,12 +10,12 @@ use std::time::{Duration, Instant, SystemTime};
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use ratatui::layout::Rect;
 
-use super::app::{App, ServerInfo, WallClock};
-use super::event::{ConsoleEvent, Counters};
+use super::app::{App, Role, WallClock};
+use super::event::ConsoleEvent;
 use super::theme::Theme;
+use crate::control::{Counters, PluginView, Reply, ServerSummary, Update, Welcome, plugin_views};
 use crate::events::{CallEvent, CallSource, CallStatus, ServerEvent};
-use crate::http::Token;
-use crate::registry::{CallDetail, Registry, RegistryOptions, Snapshot};
+use crate::registry::{CallDetail, Registry, RegistryOptions};
 use crate::runtime::{CallFailure, CompileCache, FailureKind, RuntimeSettings};
 
 const CATALOG: &str = r#"
@@ -128,8 +129,9 @@ pub fn fixture() -> &'static Fixture {
     &FIXTURE
 }
 
-pub fn snapshot() -> Arc<Snapshot> {
-    fixture().registry.snapshot()
+/// The fixture's plugins as the server sends them.
+pub fn plugins() -> Vec<PluginView> {
+    plugin_views(&fixture().registry.snapshot())
 }
 
 /// The instant the fixed clock starts at: the server's start.
@@ -244,15 +246,14 @@ pub fn calls() -> Vec<Arc<ServerEvent>> {
         .collect()
 }
 
-/// The full payloads of a fixture call, as the registry answers `FetchDetail`.
-pub fn detail(call_id: u64, arguments: &str, output: Result<&str, CallFailure>) -> ConsoleEvent {
-    ConsoleEvent::Detail {
-        call_id,
-        detail: Some(Arc::new(CallDetail {
+/// The full payloads of a fixture call, as the server answers a request for them.
+pub fn detail(call_id: u64, arguments: &str, output: Result<&str, CallFailure>) -> Reply {
+    Reply::CallDetail {
+        detail: Some(CallDetail {
             id: call_id,
             arguments: arguments.into(),
             output: output.map(Into::into),
-        })),
+        }),
     }
 }
 
@@ -268,35 +269,79 @@ pub fn log_lines() -> Vec<String> {
     .collect()
 }
 
-/// The counters at `seconds` after the start.
-pub fn counters(seconds: u64, calls: u64, errors: u64, in_flight: u64) -> ConsoleEvent {
-    ConsoleEvent::Counters(Counters {
-        at: started() + Duration::from_secs(seconds),
-        calls,
-        errors,
-        in_flight,
-    })
+/// `seconds` after the server's start, on the fixed clock.
+pub fn at(seconds: u64) -> Instant {
+    started() + Duration::from_secs(seconds)
 }
 
-/// An app of `columns` x `rows` fed with the fixture: plugins, six calls,
-/// a few log lines, and counters one hour in.
-pub fn app(columns: u16, rows: u16, no_color: bool) -> App {
-    let info = ServerInfo {
-        address: "127.0.0.1:3001".parse().expect("an address"),
-        mcp_token: Some(Token::new("test-token-0123456789")),
-        admin_token: Some(Token::new("admin-secret-0123456789")),
-        started: started(),
-        version: "0.1.0",
-        clock: WallClock::Utc,
-    };
-    let mut app = App::new(info, Theme::new(no_color), Rect::new(0, 0, columns, rows));
-    app.update(ConsoleEvent::Snapshot(snapshot()));
-    for call in calls() {
-        app.update(ConsoleEvent::Server(call));
+/// News from the server, received `seconds` after its start.
+pub fn updates(seconds: u64, updates: Vec<Update>) -> ConsoleEvent {
+    ConsoleEvent::Updates {
+        updates,
+        at: at(seconds),
     }
-    app.update(ConsoleEvent::LogLines(log_lines()));
-    app.update(counters(3720, 0, 0, 0));
+}
+
+/// The server's counters, received `seconds` after its start.
+pub fn counters(seconds: u64, calls: u64, errors: u64, in_flight: u64) -> ConsoleEvent {
+    updates(
+        seconds,
+        vec![Update::Counters(Counters {
+            calls,
+            errors,
+            in_flight,
+            ..Counters::default()
+        })],
+    )
+}
+
+/// The loop's tick `seconds` after the server's start.
+pub fn tick(seconds: u64) -> ConsoleEvent {
+    ConsoleEvent::Tick(at(seconds))
+}
+
+/// What the fixture server says to a console that attaches.
+pub fn welcome() -> Welcome {
+    Welcome {
+        server: ServerSummary {
+            version: "0.1.0".into(),
+            pid: 4242,
+            address: "127.0.0.1:3001".parse().expect("an address"),
+            mcp_token: Some("te••••••••89".into()),
+            admin_token: Some("ad••••••••89".into()),
+            uptime_ms: 0,
+            stateless: false,
+            catalog: "plugins.yml".into(),
+        },
+        plugins: plugins(),
+        calls: calls(),
+        log: log_lines(),
+        counters: Counters::default(),
+    }
+}
+
+/// An app of `columns` x `rows`, the owner's console, attached to the
+/// fixture: plugins, six calls, a few log lines, and counters one hour in.
+pub fn app(columns: u16, rows: u16, no_color: bool) -> App {
+    app_as(Role::Owner, columns, rows, no_color)
+}
+
+/// The same, as `role`.
+pub fn app_as(role: Role, columns: u16, rows: u16, no_color: bool) -> App {
+    let mut app = App::new(
+        role,
+        "/run/wasimancer/3001.sock".into(),
+        Theme::new(no_color),
+        WallClock::Utc,
+        Rect::new(0, 0, columns, rows),
+    );
+    app.update(ConsoleEvent::Attached {
+        welcome: Box::new(welcome()),
+        at: started(),
+    });
+    app.update(tick(3720));
     app.update(counters(3725, 6, 3, 0));
+    app.update(tick(3725));
     app
 }
 

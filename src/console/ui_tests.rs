@@ -10,13 +10,23 @@ use ratatui::buffer::Buffer;
 use ratatui::crossterm::event::KeyCode;
 use ratatui::style::{Color, Modifier, Style};
 
-use super::app::App;
+use super::app::{Action, App, Role, WallClock};
 use super::event::ConsoleEvent;
 use super::testing::{self, counters, ctrl, key, keys, type_text};
+use super::theme::Theme;
 use super::ui;
+use crate::control::{Reply, Update};
 use crate::events::Change;
 use crate::registry::{CallReply, ChangeReport, PluginChange};
 use crate::runtime::{CallFailure, FailureKind};
+
+/// Answer the request `sent` with `reply`.
+fn answer(app: &mut App, sent: Option<Action>, reply: Reply) {
+    let Some(Action::Request { id, .. }) = sent else {
+        panic!("expected a request, got {sent:?}");
+    };
+    app.update(ConsoleEvent::Reply { id, reply });
+}
 
 const SIZES: [(u16, u16); 2] = [(80, 24), (120, 40)];
 
@@ -141,7 +151,7 @@ fn plugins_with_a_function_selected() {
 fn calls_following_with_dropped_events() {
     check("calls", |app| {
         keys(app, "2");
-        app.update(ConsoleEvent::Dropped(42));
+        app.update(testing::updates(3725, vec![Update::Missed { count: 42 }]));
     });
 }
 
@@ -205,17 +215,17 @@ fn call_form_with_a_result() {
     check("form_result", |app| {
         keys(app, "jjjjj");
         app.update(key(KeyCode::Enter));
-        let Some(super::app::Action::Call { request, .. }) = app.update(ctrl('s')) else {
-            panic!("the call is sent");
-        };
-        app.update(ConsoleEvent::CallFinished {
-            tool: "add".into(),
-            request,
-            result: Ok(CallReply {
-                call_id: 7,
-                text: r#"{"result":0,"inputs":[0,0]}"#.into(),
-            }),
-        });
+        let sent = app.update(ctrl('s'));
+        answer(
+            app,
+            sent,
+            Reply::Called {
+                result: Ok(CallReply {
+                    call_id: 7,
+                    text: r#"{"result":0,"inputs":[0,0]}"#.into(),
+                }),
+            },
+        );
     });
 }
 
@@ -224,17 +234,17 @@ fn call_form_with_a_failure() {
     check("form_failure", |app| {
         keys(app, "j");
         app.update(key(KeyCode::Enter));
-        let Some(super::app::Action::Call { request, .. }) = app.update(ctrl('s')) else {
-            panic!("the call is sent");
-        };
-        app.update(ConsoleEvent::CallFinished {
-            tool: "rollDice".into(),
-            request,
-            result: Err(CallFailure::new(
-                FailureKind::PluginError,
-                "numDice must be an integer between 1 and 1000 (got 0)",
-            )),
-        });
+        let sent = app.update(ctrl('s'));
+        answer(
+            app,
+            sent,
+            Reply::Called {
+                result: Err(CallFailure::new(
+                    FailureKind::PluginError,
+                    "numDice must be an integer between 1 and 1000 (got 0)",
+                )),
+            },
+        );
     });
 }
 
@@ -242,12 +252,12 @@ fn call_form_with_a_failure() {
 fn call_details() {
     check("call_detail", |app| {
         keys(app, "2k");
-        app.update(key(KeyCode::Enter));
-        app.update(testing::detail(
-            5,
-            r#"{"left":2,"right":3}"#,
-            Ok(r#"{"result":5}"#),
-        ));
+        let sent = app.update(key(KeyCode::Enter));
+        answer(
+            app,
+            sent,
+            testing::detail(5, r#"{"left":2,"right":3}"#, Ok(r#"{"result":5}"#)),
+        );
     });
 }
 
@@ -255,15 +265,19 @@ fn call_details() {
 fn call_details_of_a_failure() {
     check("call_detail_failure", |app| {
         keys(app, "2");
-        app.update(key(KeyCode::Enter));
-        app.update(testing::detail(
-            6,
-            r#"{"left":1e308,"right":1e308}"#,
-            Err(CallFailure::new(
-                FailureKind::Timeout,
-                "the call ran past the plugin's 1000 ms timeout and was stopped",
-            )),
-        ));
+        let sent = app.update(key(KeyCode::Enter));
+        answer(
+            app,
+            sent,
+            testing::detail(
+                6,
+                r#"{"left":1e308,"right":1e308}"#,
+                Err(CallFailure::new(
+                    FailureKind::Timeout,
+                    "the call ran past the plugin's 1000 ms timeout and was stopped",
+                )),
+            ),
+        );
     });
 }
 
@@ -278,9 +292,8 @@ fn plugin_details_of_a_stale_plugin() {
 #[test]
 fn reload_report() {
     check("reload_report", |app| {
-        keys(app, "R");
-        app.update(ConsoleEvent::ReloadFinished {
-            plugin: None,
+        let sent = keys(app, "R").pop();
+        answer(app, sent, Reply::Reloaded {
             result: Ok(ChangeReport {
                 changes: vec![
                     PluginChange {
@@ -308,13 +321,16 @@ fn reload_report() {
 #[test]
 fn reload_that_could_not_start() {
     check("reload_error", |app| {
-        keys(app, "R");
-        app.update(ConsoleEvent::ReloadFinished {
-            plugin: None,
-            result: Err(
-                "plugins.yml line 3: unknown key `timeout` (did you mean `timeout_ms`?)".into(),
-            ),
-        });
+        let sent = keys(app, "R").pop();
+        answer(
+            app,
+            sent,
+            Reply::Reloaded {
+                result: Err(
+                    "plugins.yml line 3: unknown key `timeout` (did you mean `timeout_ms`?)".into(),
+                ),
+            },
+        );
     });
 }
 
@@ -336,7 +352,53 @@ fn quit_confirmation() {
 #[test]
 fn tokens_revealed() {
     check("tokens", |app| {
-        keys(app, "t");
+        let sent = keys(app, "t").pop();
+        answer(
+            app,
+            sent,
+            Reply::Tokens {
+                mcp: Some("test-token-0123456789".into()),
+                admin: Some("admin-secret-0123456789".into()),
+            },
+        );
+    });
+}
+
+/// An attached console: the header names the server's pid, and `q` detaches.
+#[test]
+fn attached_console() {
+    for (columns, rows) in SIZES {
+        let app = testing::app_as(Role::Attached, columns, rows, false);
+        insta::with_settings!({prepend_module_to_snapshot => false}, {
+            insta::assert_snapshot!(
+                format!("attached_{columns}x{rows}_colour"),
+                masked(render(&app, columns, rows))
+            );
+        });
+    }
+}
+
+#[test]
+fn disconnected_and_retrying() {
+    check("disconnected", |app| {
+        app.update(ConsoleEvent::Disconnected {
+            reason: "no server has its control socket at /run/wasimancer/3001.sock".into(),
+            retrying: true,
+        });
+    });
+}
+
+#[test]
+fn waiting_for_the_first_welcome() {
+    let app = App::new(
+        Role::Attached,
+        "/run/wasimancer/3001.sock".into(),
+        Theme::new(false),
+        WallClock::Utc,
+        ratatui::layout::Rect::new(0, 0, 80, 24),
+    );
+    insta::with_settings!({prepend_module_to_snapshot => false}, {
+        insta::assert_snapshot!("connecting_80x24_colour", render(&app, 80, 24));
     });
 }
 

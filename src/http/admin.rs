@@ -49,8 +49,12 @@ struct AdminState {
     upload_root: PathBuf,
 }
 
-/// The admin routes, behind the admin token.
-pub fn routes(registry: Registry, options: &AdminOptions) -> Result<Router, AdminSetupError> {
+/// The admin routes, with `more` routes merged in, behind the admin token.
+pub fn routes(
+    registry: Registry,
+    options: &AdminOptions,
+    more: Router,
+) -> Result<Router, AdminSetupError> {
     let plugins_dir = registry.runtime_settings().plugins_dir.clone();
     let folder = |path: &Path| -> Result<PathBuf, AdminSetupError> {
         std::fs::create_dir_all(path)
@@ -89,6 +93,7 @@ pub fn routes(registry: Registry, options: &AdminOptions) -> Result<Router, Admi
         .route("/reload", post(reload))
         .with_state(state)
         .merge(definitions)
+        .merge(more)
         .layer(DefaultBodyLimit::max(options.max_upload_bytes))
         .layer(axum::middleware::from_fn_with_state(auth, require_bearer)))
 }

@@ -3,6 +3,7 @@
 
 pub mod admin;
 mod admin_definitions;
+mod attach;
 pub mod guard;
 mod mcp_endpoint;
 
@@ -18,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 pub use guard::{AllowList, BearerAuth, Token};
 pub use mcp_endpoint::McpEndpoint;
 
+use crate::control::Hub;
 use crate::registry::Registry;
 
 /// How the HTTP side is set up.
@@ -68,16 +70,17 @@ impl Default for HttpOptions {
 
 /// All routes, with their guards.
 pub fn router(
-    registry: Registry,
+    hub: &Hub,
     options: &HttpOptions,
     shutdown: CancellationToken,
 ) -> Result<Router, admin::AdminSetupError> {
+    let registry = hub.registry().clone();
     let mcp_auth = Arc::new(BearerAuth {
         token: options.mcp_token.clone(),
         realm: "wasimancer",
         hint: "The token is WASIMANCER_AUTHENTICATION_TOKEN (or --auth-token), printed once at start when generated.",
     });
-    let endpoint = McpEndpoint::new(registry.clone(), options, shutdown);
+    let endpoint = McpEndpoint::new(registry.clone(), options, shutdown.clone());
     let mcp = Router::new()
         .route(
             "/mcp",
@@ -87,7 +90,8 @@ pub fn router(
             mcp_auth,
             guard::require_bearer,
         ));
-    let admin = admin::routes(registry.clone(), &options.admin)?;
+    let consoles = attach::routes(hub.clone(), shutdown);
+    let admin = admin::routes(registry.clone(), &options.admin, consoles)?;
     Ok(Router::new()
         .route("/health", get(health).with_state(registry))
         .merge(mcp)

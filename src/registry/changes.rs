@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::definitions::DefinitionChange;
 use super::{PluginEntry, Registry};
@@ -17,7 +17,7 @@ use crate::events::{Change, LifecycleEvent, ServerEvent};
 use crate::runtime::LoadedPlugin;
 
 /// What happened to one plugin in a change.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PluginChange {
     pub plugin: String,
     pub change: Change,
@@ -26,10 +26,10 @@ pub struct PluginChange {
 
 /// What a change did, plugin by plugin, and (for a reload of everything)
 /// to resources.yml and prompts.yml.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ChangeReport {
     pub changes: Vec<PluginChange>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub definitions: Vec<DefinitionChange>,
 }
 
@@ -70,7 +70,12 @@ impl ChangeReport {
         } else {
             parts.join(", ")
         };
-        for definition in &self.definitions {
+        // An unchanged resources.yml or prompts.yml is not news.
+        for definition in self
+            .definitions
+            .iter()
+            .filter(|d| d.change != Change::Unchanged)
+        {
             summary.push_str(&format!("; {}", definition.message));
         }
         summary

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use super::Registry;
@@ -51,7 +51,7 @@ impl DefinitionPaths {
 }
 
 /// What a reload did to one definition file.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DefinitionChange {
     pub file: String,
     /// Added (the file appeared), replaced, removed (it is gone), unchanged,

@@ -37,7 +37,7 @@ pub use definitions::{DefinitionChange, DefinitionLocation, DefinitionPaths, Ser
 pub use edits::{Edited, OwnsFile};
 pub use prompts::{PromptSet, RenderedMessage, RenderedPrompt, ServedPrompt};
 pub use resources::{ResourceContent, ResourceEdit, ResourceRead, ResourceSet, ServedResource};
-pub use tool::Tool;
+pub use tool::{Tool, plugin_input, signature, skeleton};
 
 use crate::catalog::{CatalogError, CatalogFile, PluginSpec};
 use crate::events::{CallEvent, CallKind, CallSource, CallStatus, EventBus, ServerEvent, preview};
@@ -74,7 +74,7 @@ impl PluginEntry {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PluginState {
     Loaded,
@@ -173,7 +173,7 @@ pub struct Metrics {
 }
 
 /// The full arguments and output of a recent call, for the console's detail view.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CallDetail {
     pub id: u64,
     pub arguments: String,
@@ -181,7 +181,7 @@ pub struct CallDetail {
 }
 
 /// A successful call's output.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CallReply {
     pub call_id: u64,
     pub text: String,

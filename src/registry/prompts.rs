@@ -325,7 +325,7 @@ fn render(
 
 /// `{nickName: string, mood: string (optional)}`.
 fn signature(spec: &PromptSpec) -> String {
-    super::tool::signature(
+    super::tool::signature_of(
         spec.arguments
             .iter()
             .map(|a| (a.name.as_str(), a.kind, a.required)),

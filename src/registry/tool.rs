@@ -57,42 +57,47 @@ impl Tool {
     }
 
     /// Check `arguments` against the declared ones and turn them into the
-    /// plugin's input: a JSON object with the declared keys in declared order,
-    /// and whole numbers written without a fraction (plugins built with Go
-    /// decode `3.0` into an int field as an error).
+    /// plugin's input (see [`plugin_input`]).
     pub fn input(&self, arguments: &Map<String, Value>) -> Result<String, String> {
         plugin_input(&self.name, &self.arguments, arguments)
     }
 
-    /// The arguments as a reader would write them: `{numFaces: number, numDice: number}`.
+    /// The arguments as a reader would write them (see [`signature`]).
     pub fn signature(&self) -> String {
-        signature(declared(&self.arguments))
+        signature(&self.arguments)
     }
 
-    /// A skeleton of the arguments object, pretty-printed, with a placeholder
-    /// for each argument in the declared order (serde_json's map would sort
-    /// them, and the order is the one the plugin author chose to explain).
+    /// A skeleton of the arguments object (see [`skeleton`]).
     pub fn skeleton(&self) -> String {
-        if self.arguments.is_empty() {
-            return "{}".into();
-        }
-        let fields: Vec<String> = self
-            .arguments
-            .iter()
-            .map(|argument| {
-                format!(
-                    "  {}: {}",
-                    Value::String(argument.name.clone()),
-                    argument.kind.placeholder()
-                )
-            })
-            .collect();
-        format!("{{\n{}\n}}", fields.join(",\n"))
+        skeleton(&self.arguments)
     }
 }
 
-/// See [`Tool::input`].
-fn plugin_input(
+/// A skeleton of an arguments object, pretty-printed, with a placeholder
+/// for each argument in the declared order (serde_json's map would sort
+/// them, and the order is the one the plugin author chose to explain).
+pub fn skeleton(declared: &[ArgumentSpec]) -> String {
+    if declared.is_empty() {
+        return "{}".into();
+    }
+    let fields: Vec<String> = declared
+        .iter()
+        .map(|argument| {
+            format!(
+                "  {}: {}",
+                Value::String(argument.name.clone()),
+                argument.kind.placeholder()
+            )
+        })
+        .collect();
+    format!("{{\n{}\n}}", fields.join(",\n"))
+}
+
+/// Check `arguments` against the declared ones and turn them into a
+/// plugin's input: a JSON object with the declared keys in declared order,
+/// and whole numbers written without a fraction (plugins built with Go
+/// decode `3.0` into an int field as an error).
+pub fn plugin_input(
     tool: &str,
     declared: &[ArgumentSpec],
     arguments: &Map<String, Value>,
@@ -139,14 +144,23 @@ fn plugin_input(
         Err(format!(
             "invalid arguments for `{tool}`: {}. Expected {}",
             problems.join("; "),
-            signature(self::declared(declared))
+            signature(declared)
         ))
     }
 }
 
+/// The arguments as a reader would write them: `{numFaces: number, numDice: number}`.
+pub fn signature(declared: &[ArgumentSpec]) -> String {
+    signature_of(
+        declared
+            .iter()
+            .map(|a| (a.name.as_str(), a.kind, a.required)),
+    )
+}
+
 /// `{numFaces: integer, label: string (optional)}` for (name, type,
 /// required) triples: tool arguments, prompt arguments.
-pub(super) fn signature<'a>(
+pub(super) fn signature_of<'a>(
     declared: impl IntoIterator<Item = (&'a str, ArgumentType, bool)>,
 ) -> String {
     let parts: Vec<String> = declared
@@ -160,12 +174,6 @@ pub(super) fn signature<'a>(
         return "no arguments ({})".into();
     }
     format!("{{{}}}", parts.join(", "))
-}
-
-fn declared(arguments: &[ArgumentSpec]) -> impl Iterator<Item = (&str, ArgumentType, bool)> {
-    arguments
-        .iter()
-        .map(|a| (a.name.as_str(), a.kind, a.required))
 }
 
 /// JSON Schema for an object with the declared arguments.

@@ -60,7 +60,7 @@ fn list_or_none(names: &[String]) -> String {
 }
 
 /// The kinds of failed calls, so that callers and the console can tell them apart.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FailureKind {
     /// No tool of that name.
@@ -113,7 +113,7 @@ impl fmt::Display for FailureKind {
 }
 
 /// A failed call: its kind and a message that says what happened and what to do.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[error("{message}")]
 pub struct CallFailure {
     pub kind: FailureKind,

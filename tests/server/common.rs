@@ -14,6 +14,7 @@ use tempfile::TempDir;
 use tokio::sync::mpsc;
 use wasimancer::events::{Change, EventReader, Received, ServerEvent};
 use wasimancer::http::{AdminOptions, HttpOptions, Token};
+use wasimancer::logging::LogBuffer;
 use wasimancer::registry::{DefinitionPaths, RegistryOptions};
 use wasimancer::runtime::{CompileCache, RuntimeSettings};
 use wasimancer::server::{self, RunningServer, Settings};
@@ -149,6 +150,8 @@ pub fn settings(dir: &Path, plugins_dir: &Path) -> Settings {
         audit_log: None,
         log_calls: false,
         watch: false,
+        log: LogBuffer::default(),
+        control_socket: None,
     }
 }
 

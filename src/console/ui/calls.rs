@@ -5,7 +5,7 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use super::{Areas, pane_block, selection_style};
+use super::{Areas, pane_block, selected_row};
 use crate::console::app::{App, Pane};
 use crate::console::calls::CallRow;
 use crate::console::format::{self, fit, pad, pad_left};
@@ -92,12 +92,7 @@ pub fn render(app: &App, frame: &mut Frame<'_>, area: Rect, areas: &Areas) {
         let mut line = call_line(app, row, &columns, width);
         // In follow mode the newest row is not "selected": nothing to point at.
         if frozen && Some(index) == selected {
-            let style = selection_style(app, Pane::Calls);
-            line = line.patch_style(style);
-            let used = line.width();
-            if used < width {
-                line.push_span(Span::styled(" ".repeat(width - used), style));
-            }
+            line = selected_row(app, Pane::Calls, line, width);
         }
         lines.push(line);
     }
@@ -114,7 +109,7 @@ fn call_line<'a>(app: &App, row: &'a CallRow, columns: &Columns, width: usize) -
     let source = call.source.to_string();
     let mut spans = vec![
         Span::styled(
-            format!("{} ", format::clock_time(call.started, app.info.clock)),
+            format!("{} ", format::clock_time(call.started, app.clock)),
             theme.dim,
         ),
         Span::raw(format!("{} ", pad(&source, columns.source))),

@@ -6,9 +6,9 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Borders, Paragraph, Wrap};
 
-use super::WIDE_COLUMNS;
 use crate::console::app::App;
 use crate::console::form::{CallForm, FormOutcome, Validation};
+use crate::console::layout::WIDE_COLUMNS;
 
 pub fn render(app: &App, form: &CallForm, frame: &mut Frame<'_>, area: Rect) {
     let wide = area.width >= WIDE_COLUMNS;
@@ -48,7 +48,7 @@ fn render_editor(app: &App, form: &CallForm, frame: &mut Frame<'_>, area: Rect) 
     let mut title = vec![
         Span::styled(format!(" Call {} ", form.tool.name), theme.title_focused),
         Span::styled(
-            format!("· plugin {} · JSON arguments ", form.tool.plugin_name),
+            format!("· plugin {} · JSON arguments ", form.tool.plugin),
             theme.dim,
         ),
     ];
@@ -104,7 +104,7 @@ fn render_arguments(app: &App, form: &CallForm, frame: &mut Frame<'_>, area: Rec
         return;
     }
     let mut lines = vec![
-        Line::styled(tool.description.as_str(), theme.dim),
+        Line::styled(tool.description.clone().unwrap_or_default(), theme.dim),
         Line::default(),
     ];
     if tool.arguments.is_empty() {
@@ -187,6 +187,13 @@ fn render_outcome(app: &App, form: &CallForm, frame: &mut Frame<'_>, area: Rect)
             text.lines()
                 .map(|line| Line::raw(line.to_string()))
                 .collect(),
+        ),
+        Some(FormOutcome::Lost { reason }) => (
+            Line::from(vec![
+                Span::styled(" Result ", theme.name),
+                Span::styled("· no answer ", theme.error),
+            ]),
+            vec![Line::styled(reason.clone(), theme.error)],
         ),
         Some(FormOutcome::Failed { kind, message }) => (
             Line::from(vec![

@@ -6,65 +6,125 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use crate::console::app::App;
+use crate::console::app::{App, Connection, Role, ServerView};
 use crate::console::format;
-
-/// Rows the header takes: two, plus one per revealed token.
-pub fn height(app: &App) -> u16 {
-    let revealed = if app.reveal_tokens {
-        u16::from(app.info.mcp_token.is_some()) + u16::from(app.info.admin_token.is_some())
-    } else {
-        0
-    };
-    2 + revealed
-}
 
 pub fn render(app: &App, frame: &mut Frame<'_>, area: Rect) {
     let theme = &app.theme;
+    let width = area.width as usize;
     // Each line drops what matters least until it fits: the version, the
-    // admin API's state, then the URL's scheme and path; the call total.
-    let first = [
-        (true, true, true),
-        (false, true, true),
-        (true, false, true),
-        (false, false, true),
-        (false, false, false),
-    ]
-    .into_iter()
-    .map(|(version, admin, full_url)| first_line(app, version, admin, full_url))
-    .find(|line| line.width() <= area.width as usize)
-    .unwrap_or_else(|| first_line(app, false, false, false));
-    let second = [true, false]
+    // admin API's state, the URL's scheme and path, the masked token; the
+    // call total.
+    let first = match &app.server {
+        Some(server) => [
+            Shown::ALL,
+            Shown {
+                version: false,
+                ..Shown::ALL
+            },
+            Shown {
+                admin: false,
+                ..Shown::ALL
+            },
+            Shown {
+                version: false,
+                admin: false,
+                ..Shown::ALL
+            },
+            Shown {
+                version: false,
+                admin: false,
+                full_url: false,
+                ..Shown::ALL
+            },
+            Shown::LEAST,
+        ]
         .into_iter()
-        .map(|total| second_line(app, total))
-        .find(|line| line.width() <= area.width as usize)
-        .unwrap_or_else(|| second_line(app, false));
+        .map(|shown| first_line(app, server, shown))
+        .find(|line| line.width() <= width)
+        .unwrap_or_else(|| first_line(app, server, Shown::LEAST)),
+        None => Line::from(vec![
+            Span::styled(" wasimancer", theme.title),
+            Span::styled(" │ ", theme.dim),
+            Span::raw(format!("attaching to {}…", app.target)),
+        ]),
+    };
+    let second = match &app.connection {
+        Connection::Lost { reason, retrying } => Line::from(vec![
+            Span::styled(
+                if *retrying {
+                    " disconnected, retrying: "
+                } else {
+                    " disconnected: "
+                },
+                if *retrying { theme.warn } else { theme.error },
+            ),
+            Span::raw(reason.clone()),
+        ]),
+        Connection::Connecting => Line::styled(" waiting for the server's welcome…", theme.dim),
+        Connection::Attached => [true, false]
+            .into_iter()
+            .map(|total| second_line(app, total))
+            .find(|line| line.width() <= width)
+            .unwrap_or_else(|| second_line(app, false)),
+    };
 
     let mut lines = vec![first, second];
-    if app.reveal_tokens {
-        if let Some(token) = &app.info.mcp_token {
+    if let Some(tokens) = &app.tokens {
+        if let Some(token) = &tokens.mcp {
             lines.push(Line::from(vec![
                 Span::styled(" MCP token: ", theme.dim),
-                Span::styled(token.reveal().to_string(), theme.warn),
+                Span::styled(token.clone(), theme.warn),
                 Span::styled("  (t hides)", theme.dim),
             ]));
         }
-        if let Some(token) = &app.info.admin_token {
+        if let Some(token) = &tokens.admin {
             lines.push(Line::from(vec![
                 Span::styled(" admin token: ", theme.dim),
-                Span::styled(token.reveal().to_string(), theme.warn),
+                Span::styled(token.clone(), theme.warn),
             ]));
         }
     }
     frame.render_widget(Paragraph::new(lines), area);
 }
 
-fn first_line(app: &App, version: bool, admin: bool, full_url: bool) -> Line<'static> {
+/// The optional parts of the first line.
+#[derive(Debug, Clone, Copy)]
+struct Shown {
+    version: bool,
+    admin: bool,
+    full_url: bool,
+    auth: bool,
+}
+
+impl Shown {
+    const ALL: Shown = Shown {
+        version: true,
+        admin: true,
+        full_url: true,
+        auth: true,
+    };
+    const LEAST: Shown = Shown {
+        version: false,
+        admin: false,
+        full_url: false,
+        auth: false,
+    };
+}
+
+fn first_line(app: &App, server: &ServerView, shown: Shown) -> Line<'static> {
+    let Shown {
+        version,
+        admin,
+        full_url,
+        auth,
+    } = shown;
     let theme = &app.theme;
+    let summary = &server.summary;
     let separator = || Span::styled(" │ ", theme.dim);
     let mut spans = vec![Span::styled(
         if version {
-            format!(" wasimancer {}", app.info.version)
+            format!(" wasimancer {}", summary.version)
         } else {
             " wasimancer".to_string()
         },
@@ -72,27 +132,34 @@ fn first_line(app: &App, version: bool, admin: bool, full_url: bool) -> Line<'st
     )];
     spans.push(separator());
     spans.push(Span::raw(if full_url {
-        format!("http://{}/mcp", app.info.address)
+        format!("http://{}/mcp", summary.address)
     } else {
-        app.info.address.to_string()
+        summary.address.to_string()
     }));
-    spans.push(separator());
-    spans.push(Span::styled("auth ", theme.dim));
-    match &app.info.mcp_token {
-        Some(token) => spans.push(Span::raw(token.masked())),
-        None => spans.push(Span::styled("OFF", theme.warn)),
+    if auth {
+        spans.push(separator());
+        spans.push(Span::styled("auth ", theme.dim));
+        match &summary.mcp_token {
+            Some(masked) => spans.push(Span::raw(masked.clone())),
+            None => spans.push(Span::styled("OFF", theme.warn)),
+        }
     }
     if admin {
         spans.push(separator());
         spans.push(Span::styled("admin ", theme.dim));
-        spans.push(match &app.info.admin_token {
+        spans.push(match &summary.admin_token {
             Some(_) => Span::styled("on", theme.ok),
-            None => Span::styled("off", theme.dim),
+            None => Span::styled("open", theme.warn),
         });
     }
     spans.push(separator());
     spans.push(Span::styled("up ", theme.dim));
     spans.push(Span::raw(format::uptime(app.uptime())));
+    spans.push(separator());
+    spans.push(match app.role {
+        Role::Owner => Span::styled("owner", theme.dim),
+        Role::Attached => Span::styled(format!("attached to pid {}", summary.pid), theme.warn),
+    });
     Line::from(spans)
 }
 
@@ -100,11 +167,7 @@ fn first_line(app: &App, version: bool, admin: bool, full_url: bool) -> Line<'st
 fn second_line(app: &App, total: bool) -> Line<'static> {
     let theme = &app.theme;
     let separator = || Span::styled(" │ ", theme.dim);
-    let (loaded, failed) = app
-        .plugins
-        .snapshot
-        .as_ref()
-        .map_or((0, 0), |snapshot| snapshot.plugin_counts());
+    let (loaded, failed) = app.plugins.counts();
     let stats = &app.stats;
     let mut second = vec![
         Span::styled(" plugins ", theme.dim),

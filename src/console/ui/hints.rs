@@ -6,14 +6,14 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use crate::console::app::App;
+use crate::console::app::{App, Screen};
 use crate::console::format;
 use crate::console::keymap;
 
 pub fn render(app: &App, frame: &mut Frame<'_>, area: Rect) {
     let theme = &app.theme;
     let mut spans = Vec::new();
-    if let Some(filter) = &app.filter_input {
+    if let Screen::Filter(filter) = &app.screen {
         spans.push(Span::styled(" filter: ", theme.key));
         spans.push(Span::raw(filter.clone()));
         // A visible cursor without moving the terminal's.
@@ -33,7 +33,7 @@ pub fn render(app: &App, frame: &mut Frame<'_>, area: Rect) {
     let mut used: usize = spans.iter().map(Span::width).sum();
     for binding in keymap::hints(app.modes()) {
         let key = binding.keys.first().map(|k| k.label()).unwrap_or_default();
-        let word = binding.hint.unwrap_or_default();
+        let word = app.hint(binding);
         let width = format::width(&key) + format::width(word) + 3;
         if used + width > area.width as usize {
             break;

@@ -5,7 +5,7 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use super::{Areas, pane_block};
+use super::{Areas, pane_block, selected_row};
 use crate::console::app::{App, Pane};
 
 pub fn render(app: &App, frame: &mut Frame<'_>, area: Rect, areas: &Areas) {
@@ -18,15 +18,14 @@ pub fn render(app: &App, frame: &mut Frame<'_>, area: Rect, areas: &Areas) {
     let block = pane_block(app, Pane::Log, areas, extra);
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let height = inner.height as usize;
-    let top = app.log.top_index(height);
+    let width = inner.width as usize;
+    let selected = (!app.log.follow)
+        .then(|| app.log.selected_index())
+        .flatten();
     let lines: Vec<Line<'_>> = app
         .log
-        .lines
-        .iter()
-        .skip(top)
-        .take(height)
-        .map(|line| {
+        .visible_rows(inner.height as usize)
+        .map(|(index, line)| {
             let trimmed = line.trim_start();
             let style = if trimmed.starts_with("ERROR") {
                 theme.error
@@ -37,7 +36,11 @@ pub fn render(app: &App, frame: &mut Frame<'_>, area: Rect, areas: &Areas) {
             } else {
                 ratatui::style::Style::new()
             };
-            Line::styled(line.as_str(), style)
+            let mut line = Line::styled(line.as_str(), style);
+            if Some(index) == selected {
+                line = selected_row(app, Pane::Log, line, width);
+            }
+            line
         })
         .collect();
     if lines.is_empty() {

@@ -1,6 +1,5 @@
-//! Drawing: one `render` per pane, all reading `&App`. The layout is a pure
-//! function of the app's size and state, so `App::update` can ask it how
-//! tall a pane is (to page and to keep the selection in view).
+//! Drawing: one `render` per pane, all reading `&App`, into the areas
+//! `layout` gives.
 
 mod calls;
 mod form;
@@ -11,87 +10,13 @@ mod overlays;
 mod plugins;
 
 use ratatui::Frame;
-use ratatui::layout::{Alignment, Constraint, Layout, Rect};
+use ratatui::layout::{Alignment, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Borders, Paragraph, Wrap};
 
 use super::app::{App, Pane};
-
-/// Below this the console only says the terminal is too small.
-pub const MIN_COLUMNS: u16 = 60;
-pub const MIN_ROWS: u16 = 16;
-/// From this width on, panes are shown side by side.
-pub const WIDE_COLUMNS: u16 = 100;
-
-/// Where everything goes.
-#[derive(Debug, Clone, Default)]
-pub struct Areas {
-    pub header: Rect,
-    pub body: Rect,
-    pub hints: Rect,
-    /// The panes shown, with their areas (borders included).
-    pub panes: Vec<(Pane, Rect)>,
-    /// Whether all panes show at once (or only the focused one).
-    pub side_by_side: bool,
-}
-
-/// The layout of the console in `area` for `app`'s state.
-pub fn layout(app: &App, area: Rect) -> Areas {
-    let [header, body, hints] = Layout::vertical([
-        Constraint::Length(header::height(app)),
-        Constraint::Min(0),
-        Constraint::Length(1),
-    ])
-    .areas(area);
-    let mut areas = Areas {
-        header,
-        body,
-        hints,
-        panes: Vec::new(),
-        side_by_side: false,
-    };
-    if area.width >= WIDE_COLUMNS {
-        areas.side_by_side = true;
-        let show_log = body.height >= 24 || app.focus == Pane::Log;
-        let (top, log) = if body.height >= 24 {
-            let log_height = (body.height / 4).clamp(5, 12);
-            let [top, log] =
-                Layout::vertical([Constraint::Min(0), Constraint::Length(log_height)]).areas(body);
-            (top, Some(log))
-        } else {
-            (body, None)
-        };
-        let plugins_width = (area.width / 3).clamp(34, 60);
-        let [plugins, right] =
-            Layout::horizontal([Constraint::Length(plugins_width), Constraint::Min(0)]).areas(top);
-        areas.panes.push((Pane::Plugins, plugins));
-        match log {
-            Some(log) => {
-                areas.panes.push((Pane::Calls, right));
-                areas.panes.push((Pane::Log, log));
-            }
-            // Short and wide: the log takes the calls' place when focused.
-            None if show_log => areas.panes.push((Pane::Log, right)),
-            None => areas.panes.push((Pane::Calls, right)),
-        }
-    } else {
-        areas.panes.push((app.focus, body));
-    }
-    areas
-}
-
-/// The inner height of `pane` (borders off), as shown now or as it would
-/// be when focused.
-pub fn pane_height(app: &App, pane: Pane) -> usize {
-    let areas = layout(app, app.size);
-    let area = areas
-        .panes
-        .iter()
-        .find(|(p, _)| *p == pane)
-        .map_or(areas.body, |(_, area)| *area);
-    area.height.saturating_sub(2) as usize
-}
+use super::layout::{Areas, MIN_COLUMNS, MIN_ROWS};
 
 /// Draw the whole console.
 pub fn render(app: &App, frame: &mut Frame<'_>) {
@@ -100,7 +25,7 @@ pub fn render(app: &App, frame: &mut Frame<'_>) {
         render_too_small(app, frame, area);
         return;
     }
-    let areas = layout(app, area);
+    let areas = super::layout::areas(area, app.header_rows(), app.focus);
     header::render(app, frame, areas.header);
     match app.open_form() {
         Some(form) => form::render(app, form, frame, areas.body),
@@ -183,6 +108,18 @@ fn pane_block<'a>(app: &App, pane: Pane, areas: &Areas, extra: Vec<Span<'a>>) ->
             theme.border
         })
         .title(Line::from(title))
+}
+
+/// `line` drawn as the selected row of `pane`: in the selection's style,
+/// across the whole width, so it shows in monochrome too.
+fn selected_row<'a>(app: &App, pane: Pane, line: Line<'a>, width: usize) -> Line<'a> {
+    let style = selection_style(app, pane);
+    let mut line = line.patch_style(style);
+    let used = line.width();
+    if used < width {
+        line.push_span(Span::styled(" ".repeat(width - used), style));
+    }
+    line
 }
 
 /// The style of a selected row in `pane`.

@@ -7,7 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Borders, Clear, Paragraph, Wrap};
 
 use super::centered;
-use crate::console::app::{App, CallDetailView, Overlay, ReportView, served_functions};
+use crate::console::app::{App, CallDetailView, Overlay, ReportView};
 use crate::console::form::pretty;
 use crate::console::format::{self, clock_time};
 use crate::console::keymap::{self, HELP_ORDER, KEYMAP};
@@ -174,7 +174,7 @@ fn call_lines<'a>(app: &App, view: &'a CallDetailView) -> Vec<Line<'a>> {
         ]),
         Line::from(vec![
             Span::styled("at ", theme.dim),
-            Span::raw(clock_time(call.started, app.info.clock)),
+            Span::raw(clock_time(call.started, app.clock)),
             Span::styled(" · took ", theme.dim),
             Span::raw(format::duration(call.duration)),
             Span::styled(
@@ -241,15 +241,11 @@ fn call_lines<'a>(app: &App, view: &'a CallDetailView) -> Vec<Line<'a>> {
 
 fn plugin_lines(app: &App, name: &str) -> Vec<Line<'static>> {
     let theme = &app.theme;
-    let Some(snapshot) = &app.plugins.snapshot else {
-        return Vec::new();
-    };
-    let Some(entry) = snapshot.plugin(name) else {
+    let Some(plugin) = app.plugins.get(name) else {
         return vec![Line::raw("this plugin is no longer in plugins.yml")];
     };
-    let spec = &entry.spec;
     let label = |text: &str| Span::styled(format!("{text:<12}"), theme.dim);
-    let (state, style) = match entry.state() {
+    let (state, style) = match plugin.state {
         PluginState::Loaded => ("loaded", theme.ok),
         PluginState::Stale => (
             "stale: the last reload failed; the previous version serves",
@@ -257,18 +253,26 @@ fn plugin_lines(app: &App, name: &str) -> Vec<Line<'static>> {
         ),
         PluginState::Failed => ("FAILED", theme.error),
     };
+    let none_or = |items: Vec<String>| {
+        if items.is_empty() {
+            "none".to_string()
+        } else {
+            items.join(", ")
+        }
+    };
+    let limits = &plugin.limits;
     let mut lines = vec![
         Line::from(vec![
             label("version"),
-            Span::raw(spec.version.clone().unwrap_or_else(|| "-".into())),
+            Span::raw(plugin.version.clone().unwrap_or_else(|| "-".into())),
         ]),
         Line::from(vec![
             label("about"),
-            Span::raw(spec.description.clone().unwrap_or_else(|| "-".into())),
+            Span::raw(plugin.description.clone().unwrap_or_else(|| "-".into())),
         ]),
         Line::from(vec![label("state"), Span::styled(state.to_string(), style)]),
     ];
-    if let Some(error) = &entry.error {
+    if let Some(error) = &plugin.error {
         lines.push(Line::from(vec![
             label("why"),
             Span::styled(error.clone(), theme.error),
@@ -276,28 +280,25 @@ fn plugin_lines(app: &App, name: &str) -> Vec<Line<'static>> {
     }
     lines.push(Line::from(vec![
         label("module"),
-        Span::raw(match &entry.serving {
-            Some(serving) => serving.module_path().display().to_string(),
-            None => spec.path.clone(),
-        }),
+        Span::raw(plugin.module.clone()),
     ]));
-    if let Some(line) = entry.line {
+    if let Some(line) = plugin.line {
         lines.push(Line::from(vec![
             label("declared"),
             Span::raw(format!("plugins.yml line {line}")),
         ]));
     }
-    if let Some(serving) = &entry.serving {
+    if let Some(loaded_at) = plugin.loaded_at {
         lines.push(Line::from(vec![
             label("loaded at"),
-            Span::raw(clock_time(serving.loaded_at(), app.info.clock)),
+            Span::raw(clock_time(loaded_at, app.clock)),
         ]));
         lines.push(Line::from(vec![
             label("instances"),
             Span::raw(format!(
                 "{} ({} busy now)",
-                serving.instances(),
-                serving.busy_instances()
+                plugin.instances,
+                app.stats.busy.get(&plugin.name).copied().unwrap_or(0)
             )),
         ]));
     }
@@ -305,51 +306,41 @@ fn plugin_lines(app: &App, name: &str) -> Vec<Line<'static>> {
         label("limits"),
         Span::raw(format!(
             "timeout {} ms · memory {} MiB · WASI {}",
-            spec.timeout_ms(),
-            spec.memory_mb(),
-            if spec.wasi { "on" } else { "off" }
+            limits.timeout_ms,
+            limits.memory_mb,
+            if limits.wasi { "on" } else { "off" }
         )),
     ]));
     lines.push(Line::from(vec![
         label("hosts"),
-        Span::raw(if spec.allowed_hosts.is_empty() {
-            "none".to_string()
-        } else {
-            spec.allowed_hosts.join(", ")
-        }),
+        Span::raw(none_or(limits.allowed_hosts.clone())),
     ]));
     lines.push(Line::from(vec![
         label("paths"),
-        Span::raw(if spec.allowed_paths.is_empty() {
-            "none".to_string()
-        } else {
-            spec.allowed_paths
+        Span::raw(none_or(
+            limits
+                .allowed_paths
                 .iter()
                 .map(|(from, to)| format!("{from} → {to}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        }),
+                .collect(),
+        )),
     ]));
-    // Config values may be secrets: the keys say enough.
+    // Config values may be secrets: the server sends only the keys.
     lines.push(Line::from(vec![
         label("config"),
-        Span::raw(if spec.config.is_empty() {
-            "none".to_string()
-        } else {
-            spec.config.keys().cloned().collect::<Vec<_>>().join(", ")
-        }),
+        Span::raw(none_or(limits.config_keys.clone())),
     ]));
     lines.push(Line::default());
     lines.push(Line::styled("Functions", theme.title));
-    for function in served_functions(entry) {
+    for tool in &plugin.tools {
         lines.push(Line::from(vec![
-            Span::styled(function.tool_name(), theme.name),
-            Span::styled(format!(" (export {})", function.function), theme.dim),
+            Span::styled(tool.name.clone(), theme.name),
+            Span::styled(format!(" (export {})", tool.function), theme.dim),
         ]));
-        if let Some(description) = &function.description {
+        if let Some(description) = &tool.description {
             lines.push(Line::raw(format!("  {description}")));
         }
-        for argument in &function.arguments {
+        for argument in &tool.arguments {
             lines.push(Line::from(vec![
                 Span::raw(format!("  {}: {}", argument.name, argument.kind)),
                 Span::styled(

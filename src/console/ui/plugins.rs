@@ -7,23 +7,28 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use super::{Areas, pane_block, selection_style};
-use crate::console::app::{App, Pane, PluginRow, served_functions};
+use super::{Areas, pane_block, selected_row};
+use crate::console::app::{App, Pane, PluginRow};
 use crate::console::format::fit;
-use crate::registry::{PluginEntry, PluginState};
+use crate::control::PluginView;
+use crate::registry::PluginState;
 
 pub fn render(app: &App, frame: &mut Frame<'_>, area: Rect, areas: &Areas) {
     let block = pane_block(app, Pane::Plugins, areas, Vec::new());
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let Some(snapshot) = &app.plugins.snapshot else {
+    let Some(plugins) = &app.plugins.plugins else {
         frame.render_widget(
-            Paragraph::new(Line::styled("loading…", app.theme.dim)),
+            Paragraph::new(Line::styled(
+                format!("waiting for the server ({})…", app.target),
+                app.theme.dim,
+            ))
+            .wrap(ratatui::widgets::Wrap { trim: true }),
             inner,
         );
         return;
     };
-    if snapshot.plugins.is_empty() {
+    if plugins.is_empty() {
         frame.render_widget(
             Paragraph::new(vec![
                 Line::raw("plugins.yml declares no plugins."),
@@ -43,22 +48,14 @@ pub fn render(app: &App, frame: &mut Frame<'_>, area: Rect, areas: &Areas) {
         .skip(app.plugins.top)
         .take(height)
         .filter_map(|(index, row)| {
-            let entry = snapshot.plugins.get(row.plugin())?;
+            let entry = plugins.get(row.plugin())?;
             let mut line = match row {
                 PluginRow::Plugin { .. } => plugin_line(app, entry, width),
                 PluginRow::Reason { .. } => reason_line(app, entry, width),
                 PluginRow::Function { function, .. } => function_line(app, entry, *function, width),
             };
             if index == app.plugins.selected {
-                line = line.patch_style(selection_style(app, Pane::Plugins));
-                // The selection spans the whole row, so it shows in monochrome.
-                let used = line.width();
-                if used < width {
-                    line.push_span(Span::styled(
-                        " ".repeat(width - used),
-                        selection_style(app, Pane::Plugins),
-                    ));
-                }
+                line = selected_row(app, Pane::Plugins, line, width);
             }
             Some(line)
         })
@@ -67,43 +64,43 @@ pub fn render(app: &App, frame: &mut Frame<'_>, area: Rect, areas: &Areas) {
 }
 
 /// The state word and its style.
-fn state(app: &App, entry: &PluginEntry) -> (String, Style) {
+fn state(app: &App, entry: &PluginView) -> (String, Style) {
     let theme = &app.theme;
-    if app.plugins.reloading.contains(&entry.spec.name) {
+    if app.plugins.reloading.contains(&entry.name) {
         return ("reloading…".into(), theme.warn);
     }
-    match entry.state() {
+    match entry.state {
         PluginState::Loaded => ("loaded".into(), theme.ok),
         PluginState::Stale => ("stale: old version serves".into(), theme.warn),
         PluginState::Failed => ("FAILED".into(), theme.error),
     }
 }
 
-fn plugin_line<'a>(app: &App, entry: &'a PluginEntry, width: usize) -> Line<'a> {
+fn plugin_line<'a>(app: &App, entry: &'a PluginView, width: usize) -> Line<'a> {
     let theme = &app.theme;
-    let spec = &entry.spec;
     let (state, state_style) = state(app, entry);
-    let mut spans = vec![Span::styled(spec.name.clone(), theme.name)];
-    if let Some(version) = &spec.version {
+    let mut spans = vec![Span::styled(entry.name.clone(), theme.name)];
+    if let Some(version) = &entry.version {
         spans.push(Span::styled(format!(" {version}"), theme.dim));
     }
     spans.push(Span::raw("  "));
     spans.push(Span::styled(state, state_style));
     let mut limits = Vec::new();
-    if let Some(serving) = &entry.serving {
-        let busy = serving.busy_instances();
+    if entry.serving() {
+        let busy = app.stats.busy.get(&entry.name).copied().unwrap_or(0);
         limits.push(if busy > 0 {
-            format!("{busy}/{} busy", serving.instances())
+            format!("{busy}/{} busy", entry.instances)
         } else {
-            format!("{} inst", serving.instances())
+            format!("{} inst", entry.instances)
         });
     }
-    limits.push(seconds(spec.timeout_ms()));
-    limits.push(format!("{}MiB", spec.memory_mb()));
-    if !spec.allowed_hosts.is_empty() {
+    let limit = &entry.limits;
+    limits.push(seconds(limit.timeout_ms));
+    limits.push(format!("{}MiB", limit.memory_mb));
+    if !limit.allowed_hosts.is_empty() {
         limits.push("net".into());
     }
-    if !spec.allowed_paths.is_empty() {
+    if !limit.allowed_paths.is_empty() {
         limits.push("files".into());
     }
     let used: usize = spans.iter().map(Span::width).sum();
@@ -123,7 +120,7 @@ fn seconds(millis: u64) -> String {
     }
 }
 
-fn reason_line<'a>(app: &App, entry: &'a PluginEntry, width: usize) -> Line<'a> {
+fn reason_line<'a>(app: &App, entry: &'a PluginView, width: usize) -> Line<'a> {
     let reason = entry.error.as_deref().unwrap_or_default();
     Line::from(vec![
         Span::raw("  "),
@@ -131,14 +128,14 @@ fn reason_line<'a>(app: &App, entry: &'a PluginEntry, width: usize) -> Line<'a> 
     ])
 }
 
-fn function_line<'a>(app: &App, entry: &'a PluginEntry, function: usize, width: usize) -> Line<'a> {
+fn function_line<'a>(app: &App, entry: &'a PluginView, function: usize, width: usize) -> Line<'a> {
     let theme = &app.theme;
-    let Some(spec) = served_functions(entry).get(function) else {
+    let Some(tool) = entry.tools.get(function) else {
         return Line::default();
     };
-    let served = entry.serving.is_some();
-    let name = spec.tool_name();
-    let arguments: Vec<String> = spec
+    let served = entry.serving();
+    let name = &tool.name;
+    let arguments: Vec<String> = tool
         .arguments
         .iter()
         .map(|a| {
@@ -154,7 +151,7 @@ fn function_line<'a>(app: &App, entry: &'a PluginEntry, function: usize, width: 
     Line::from(vec![
         Span::raw("  "),
         Span::styled(
-            fit(&name, width.saturating_sub(4)),
+            fit(name, width.saturating_sub(4)),
             if served { Style::new() } else { theme.dim },
         ),
         Span::styled(fit(&signature, width.saturating_sub(name_width)), theme.dim),
