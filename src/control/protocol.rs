@@ -283,6 +283,9 @@ pub enum FrameError {
 pub struct FrameCodec {
     lengths: LengthDelimitedCodec,
     read_limit: usize,
+    /// Whether the length of the frame being read was already taken off the
+    /// buffer (the frame came in pieces): what is there now is its body.
+    in_frame: bool,
 }
 
 impl FrameCodec {
@@ -293,6 +296,7 @@ impl FrameCodec {
                 .max_frame_length(MAX_SERVER_FRAME.max(read_limit))
                 .new_codec(),
             read_limit,
+            in_frame: false,
         }
     }
 
@@ -314,7 +318,9 @@ impl Decoder for FrameCodec {
     fn decode(&mut self, source: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
         // Look at the length first, so an oversized frame is named as such
         // before any of it is buffered.
-        if let Some(header) = source.get(..4) {
+        if !self.in_frame
+            && let Some(header) = source.get(..4)
+        {
             let length = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
             if length > self.read_limit {
                 return Err(FrameError::TooLarge {
@@ -323,11 +329,20 @@ impl Decoder for FrameCodec {
                 });
             }
         }
+        // The length codec takes the length off as soon as it has it, and
+        // waits for the rest of the body.
+        let has_length = source.len() >= 4;
         match self.lengths.decode(source)? {
-            Some(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(FrameError::Malformed),
-            None => Ok(None),
+            Some(bytes) => {
+                self.in_frame = false;
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(FrameError::Malformed)
+            }
+            None => {
+                self.in_frame |= has_length;
+                Ok(None)
+            }
         }
     }
 }
@@ -563,6 +578,22 @@ mod tests {
             decoded.push(frame);
         }
         assert_eq!(decoded, frames);
+    }
+
+    #[test]
+    fn a_frame_that_arrives_in_pieces_is_read_whole() {
+        let frame = Frame::Refused {
+            reason: "x".repeat(100),
+        };
+        let mut whole = BytesMut::new();
+        FrameCodec::server()
+            .encode(frame.clone(), &mut whole)
+            .unwrap();
+        let mut reader = FrameCodec::console();
+        let mut bytes = BytesMut::from(&whole[..10]);
+        assert!(reader.decode(&mut bytes).unwrap().is_none());
+        bytes.extend_from_slice(&whole[10..]);
+        assert_eq!(reader.decode(&mut bytes).unwrap(), Some(frame));
     }
 
     #[test]
