@@ -105,14 +105,14 @@ impl ServedSet for PromptSet {
 }
 
 /// One message of a rendered prompt.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RenderedMessage {
     pub role: MessageRole,
     pub text: String,
 }
 
 /// A rendered prompt.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RenderedPrompt {
     pub call_id: u64,
     pub description: Option<String>,

@@ -158,7 +158,7 @@ impl ServedSet for ResourceSet {
 }
 
 /// One content item of a read, ready to serve.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ResourceContent {
     /// The URI that was read.
     pub uri: String,
@@ -170,7 +170,7 @@ pub struct ResourceContent {
 }
 
 /// A successful read.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ResourceRead {
     pub call_id: u64,
     pub contents: Vec<ResourceContent>,
