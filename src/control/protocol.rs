@@ -18,10 +18,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
+use tokio_util::codec::{Decoder, Encoder};
 
 use crate::catalog::ArgumentSpec;
 use crate::events::ServerEvent;
@@ -281,23 +281,16 @@ pub enum FrameError {
 /// reads frames up to its own limit: a server takes small requests, a
 /// console takes large welcomes.
 pub struct FrameCodec {
-    lengths: LengthDelimitedCodec,
     read_limit: usize,
-    /// Whether the length of the frame being read was already taken off the
-    /// buffer (the frame came in pieces): what is there now is its body.
-    in_frame: bool,
 }
+
+/// The bytes of a frame's length.
+const LENGTH: usize = 4;
 
 impl FrameCodec {
     /// A codec that refuses to read frames over `read_limit` bytes.
     pub fn new(read_limit: usize) -> Self {
-        Self {
-            lengths: LengthDelimitedCodec::builder()
-                .max_frame_length(MAX_SERVER_FRAME.max(read_limit))
-                .new_codec(),
-            read_limit,
-            in_frame: false,
-        }
+        Self { read_limit }
     }
 
     /// The codec of a server's end: it reads console frames.
@@ -315,35 +308,28 @@ impl Decoder for FrameCodec {
     type Item = Frame;
     type Error = FrameError;
 
+    /// A frame stays in `source`, length and all, until the whole of it is
+    /// there; its length is checked as soon as it is known, so an oversized
+    /// frame is refused before any of it is buffered.
     fn decode(&mut self, source: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
-        // Look at the length first, so an oversized frame is named as such
-        // before any of it is buffered.
-        if !self.in_frame
-            && let Some(header) = source.get(..4)
-        {
-            let length = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
-            if length > self.read_limit {
-                return Err(FrameError::TooLarge {
-                    length,
-                    limit: self.read_limit,
-                });
-            }
+        let Some(header) = source.get(..LENGTH) else {
+            return Ok(None);
+        };
+        let length = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        if length > self.read_limit {
+            return Err(FrameError::TooLarge {
+                length,
+                limit: self.read_limit,
+            });
         }
-        // The length codec takes the length off as soon as it has it, and
-        // waits for the rest of the body.
-        let has_length = source.len() >= 4;
-        match self.lengths.decode(source)? {
-            Some(bytes) => {
-                self.in_frame = false;
-                serde_json::from_slice(&bytes)
-                    .map(Some)
-                    .map_err(FrameError::Malformed)
-            }
-            None => {
-                self.in_frame |= has_length;
-                Ok(None)
-            }
+        if source.len() < LENGTH + length {
+            source.reserve(LENGTH + length - source.len());
+            return Ok(None);
         }
+        let frame = source.split_to(LENGTH + length);
+        serde_json::from_slice(&frame[LENGTH..])
+            .map(Some)
+            .map_err(FrameError::Malformed)
     }
 }
 
@@ -358,7 +344,9 @@ impl Encoder<Frame> for FrameCodec {
                 limit: MAX_SERVER_FRAME,
             });
         }
-        self.lengths.encode(Bytes::from(json), destination)?;
+        destination.reserve(LENGTH + json.len());
+        destination.extend_from_slice(&(json.len() as u32).to_be_bytes());
+        destination.extend_from_slice(&json);
         Ok(())
     }
 }
@@ -589,11 +577,15 @@ mod tests {
         FrameCodec::server()
             .encode(frame.clone(), &mut whole)
             .unwrap();
-        let mut reader = FrameCodec::console();
-        let mut bytes = BytesMut::from(&whole[..10]);
-        assert!(reader.decode(&mut bytes).unwrap().is_none());
-        bytes.extend_from_slice(&whole[10..]);
-        assert_eq!(reader.decode(&mut bytes).unwrap(), Some(frame));
+        // Cut anywhere: in the length, at its end, in the body.
+        for cut in [1, 3, 4, 5, 10, whole.len() - 1] {
+            let mut reader = FrameCodec::console();
+            let mut bytes = BytesMut::from(&whole[..cut]);
+            assert!(reader.decode(&mut bytes).unwrap().is_none(), "cut at {cut}");
+            bytes.extend_from_slice(&whole[cut..]);
+            assert_eq!(reader.decode(&mut bytes).unwrap(), Some(frame.clone()));
+            assert!(bytes.is_empty());
+        }
     }
 
     #[test]
@@ -611,13 +603,9 @@ mod tests {
     #[test]
     fn a_frame_that_is_not_the_protocol_is_named_malformed() {
         let mut codec = FrameCodec::server();
-        let mut bytes = BytesMut::new();
-        LengthDelimitedCodec::new()
-            .encode(
-                Bytes::from_static(br#"{"type":"launch_missiles"}"#),
-                &mut bytes,
-            )
-            .unwrap();
+        let body = br#"{"type":"launch_missiles"}"#;
+        let mut bytes = BytesMut::from(&(body.len() as u32).to_be_bytes()[..]);
+        bytes.extend_from_slice(body);
         assert!(matches!(
             codec.decode(&mut bytes),
             Err(FrameError::Malformed(_))

@@ -93,33 +93,20 @@ async fn serve(
         Ok(None) => return Ok(()),
         Ok(Some(frame)) => frame?,
     };
-    match hello {
-        Frame::Hello { protocol, .. } if protocol == PROTOCOL_VERSION => {}
-        Frame::Hello { protocol, client } => {
-            let reason = version_refusal(protocol, &client);
-            let _ = send(
-                &mut transport,
-                Frame::Refused {
-                    reason: reason.clone(),
-                },
-            )
-            .await;
-            return Err(SessionError::Refused(reason));
-        }
-        other => {
-            let reason = format!(
-                "a console must start with a hello frame, not {}",
-                kind(&other)
-            );
-            let _ = send(
-                &mut transport,
-                Frame::Refused {
-                    reason: reason.clone(),
-                },
-            )
-            .await;
-            return Err(SessionError::Refused(reason));
-        }
+    let refusal = match hello {
+        Frame::Hello { protocol, .. } if protocol == PROTOCOL_VERSION => None,
+        Frame::Hello { protocol, client } => Some(version_refusal(protocol, &client)),
+        other => Some(format!(
+            "a console must start with a hello frame, not {}",
+            kind(&other)
+        )),
+    };
+    if let Some(reason) = refusal {
+        let refused = Frame::Refused {
+            reason: reason.clone(),
+        };
+        let _ = send(&mut transport, refused).await;
+        return Err(SessionError::Refused(reason));
     }
     let (welcome, mut feed) = hub.attach();
     send(&mut transport, Frame::Welcome(Box::new(welcome))).await?;
