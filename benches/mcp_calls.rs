@@ -41,7 +41,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value, json};
 use wasimancer::events::{CallSource, EventBus};
 use wasimancer::registry::{Registry, RegistryOptions};
-use wasimancer::runtime::{CompileCache, RuntimeSettings};
+use wasimancer::runtime::{CallControl, CompileCache, RuntimeSettings};
 
 const TOKEN: &str = "bench-token-0123456789";
 
@@ -524,7 +524,7 @@ async fn in_process_cost() {
             .call(CallSource::Cli, "add", Some(arguments.clone()))
             .await
             .expect("add works");
-        assert_eq!(reply.text, r#"{"result":3}"#);
+        assert_eq!(reply.output.readable(), r#"{"result":3}"#);
     }
     let per_call = started.elapsed() / rounds;
     println!(
@@ -541,7 +541,11 @@ async fn in_process_cost() {
     let started = Instant::now();
     for _ in 0..rounds {
         let output = plugin
-            .call(Arc::clone(&function), br#"{"left":1,"right":2}"#.to_vec())
+            .call(
+                Arc::clone(&function),
+                br#"{"left":1,"right":2}"#.to_vec(),
+                CallControl::default(),
+            )
             .await;
         assert!(output.output.is_ok());
     }

@@ -11,29 +11,33 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestMethod,
-    CompleteRequestParams, CompleteResult, CompletionInfo, ContentBlock, GetPromptRequestMethod,
-    GetPromptRequestParams, GetPromptResponse, GetPromptResult, Implementation,
-    ListPromptsRequestMethod, ListPromptsResult, ListResourceTemplatesRequestMethod,
-    ListResourceTemplatesResult, ListResourcesRequestMethod, ListResourcesResult, ListToolsResult,
-    MetaObject, PaginatedRequestParams, Prompt, PromptArgument, PromptMessage, PromptsCapability,
-    ReadResourceRequestMethod, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
-    Reference, Resource, ResourceContents, ResourceTemplate, ResourcesCapability, Role,
-    ServerCapabilities, ServerConfig, SubscriptionFilter, Tool as McpTool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ClientCapabilities,
+    CompleteRequestMethod, CompleteRequestParams, CompleteResult, CompletionInfo, ContentBlock,
+    GetPromptRequestMethod, GetPromptRequestParams, GetPromptResponse, GetPromptResult,
+    Implementation, ListPromptsRequestMethod, ListPromptsResult,
+    ListResourceTemplatesRequestMethod, ListResourceTemplatesResult, ListResourcesRequestMethod,
+    ListResourcesResult, ListToolsResult, MetaObject, PaginatedRequestParams,
+    ProgressNotificationParam, ProgressToken, Prompt, PromptArgument, PromptMessage,
+    PromptsCapability, ReadResourceRequestMethod, ReadResourceRequestParams, ReadResourceResponse,
+    ReadResourceResult, Reference, Resource, ResourceContents, ResourceTemplate,
+    ResourcesCapability, Role, ServerCapabilities, ServerConfig, SubscriptionFilter,
+    Tool as McpTool,
 };
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
-use serde_json::json;
-use tokio::sync::watch;
+use serde_json::{Map, Value, json};
+use tokio::sync::{mpsc, watch};
 
 use crate::catalog::MessageRole;
 use crate::events::CallSource;
-use crate::registry::{Registry, ServedPrompt, ServedResource, Tool};
-use crate::runtime::{CallFailure, FailureKind};
+use crate::registry::{Registry, ServedPrompt, ServedResource, Tool, ToolOutput};
+use crate::runtime::{CallControl, CallFailure, FailureKind, Progress};
 
 /// How often a session's notification task checks that its session still
 /// exists when nothing changes.
 const SESSION_CHECK: Duration = Duration::from_secs(30);
+/// Progress reports waiting to be sent to one client; more are dropped.
+const PROGRESS_QUEUE: usize = 64;
 
 /// Serves the registry's tools to one MCP session.
 #[derive(Clone)]
@@ -194,10 +198,91 @@ fn mcp_tool(tool: &Tool) -> McpTool {
         tool.description.clone(),
         Arc::clone(&tool.input_schema),
     );
-    if *tool.name != tool.title {
-        mcp = mcp.with_title(tool.title.clone());
+    if let Some(title) = tool.listed_title() {
+        mcp = mcp.with_title(title.to_string());
+    }
+    let declared = &tool.declared;
+    mcp.output_schema = declared
+        .output_schema
+        .as_ref()
+        .map(|schema| Arc::clone(schema.document()));
+    // Our metadata types serialise to MCP's field names; rmcp's are
+    // non-exhaustive, so they are built through serde.
+    mcp.annotations = declared
+        .annotations
+        .as_ref()
+        .and_then(|hints| serde_json::from_value(serde_json::to_value(hints).ok()?).ok());
+    if !declared.icons.is_empty() {
+        mcp.icons =
+            serde_json::from_value(serde_json::to_value(&declared.icons).unwrap_or_default()).ok();
     }
     mcp
+}
+
+/// The MCP result of a tool call. Content blocks were checked when the
+/// plugin returned them; one rmcp cannot read becomes a text block that says so.
+fn call_result(output: ToolOutput) -> CallToolResult {
+    let content = output
+        .content
+        .into_iter()
+        .map(|item| {
+            serde_json::from_value::<ContentBlock>(Value::Object(item.0)).unwrap_or_else(|error| {
+                ContentBlock::text(format!(
+                    "(a content block the server could not pass on: {error})"
+                ))
+            })
+        })
+        .collect();
+    let mut result = if output.is_error {
+        CallToolResult::error(content)
+    } else {
+        CallToolResult::success(content)
+    };
+    result.structured_content = output.structured;
+    result
+}
+
+/// The client capabilities `tool` needs that the caller did not declare, as
+/// MCP's `requiredCapabilities` object (`{"sampling": {}}`), when some are missing.
+fn missing_capabilities(
+    tool: &Tool,
+    context: &RequestContext<RoleServer>,
+) -> Option<ClientCapabilities> {
+    let declared = context.client_capabilities().unwrap_or_default();
+    let declared = serde_json::to_value(declared).unwrap_or_default();
+    let missing: Map<String, Value> = tool
+        .declared
+        .client_capabilities
+        .iter()
+        .map(|capability| capability.as_str())
+        .filter(|name| declared.get(*name).is_none_or(Value::is_null))
+        .map(|name| (name.to_string(), json!({})))
+        .collect();
+    if missing.is_empty() {
+        return None;
+    }
+    serde_json::from_value(Value::Object(missing)).ok()
+}
+
+/// Send the plugin's progress reports to the client as
+/// `notifications/progress` for `token`, until the call ends.
+async fn forward_progress(
+    peer: rmcp::Peer<RoleServer>,
+    token: ProgressToken,
+    mut reports: mpsc::Receiver<Progress>,
+) {
+    while let Some(report) = reports.recv().await {
+        let mut param = ProgressNotificationParam::new(token.clone(), report.progress);
+        if let Some(total) = report.total {
+            param = param.with_total(total);
+        }
+        if let Some(message) = report.message {
+            param = param.with_message(message);
+        }
+        if peer.notify_progress(param).await.is_err() {
+            break;
+        }
+    }
 }
 
 /// Who is calling: the client's name and its session, when known.
@@ -224,6 +309,15 @@ impl ServerHandler for McpHandler {
         (*self.info).clone()
     }
 
+    /// The tool as listed; rmcp checks a request's `Mcp-Param-*` headers
+    /// (SEP-2243) against its input schema's `x-mcp-header` annotations.
+    fn get_tool(&self, name: &str) -> Option<McpTool> {
+        self.registry
+            .snapshot()
+            .tool(name)
+            .map(|tool| mcp_tool(tool))
+    }
+
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
@@ -240,12 +334,35 @@ impl ServerHandler for McpHandler {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let source = call_source(&context);
-        match self
-            .registry
-            .call(source, &request.name, request.arguments)
-            .await
+        if let Some(tool) = self.registry.snapshot().tool(&request.name)
+            && let Some(required) = missing_capabilities(tool, &context)
         {
-            Ok(reply) => Ok(CallToolResult::success(vec![ContentBlock::text(reply.text)]).into()),
+            return Err(ErrorData::missing_required_client_capability(required));
+        }
+        // Progress reports go out while the plugin runs, and all of them
+        // before the result: the forwarder is awaited once the call ends
+        // (the call drops the sending side).
+        let (progress, forwarder) = match context.meta.get_progress_token() {
+            Some(token) => {
+                let (sender, receiver) = mpsc::channel(PROGRESS_QUEUE);
+                let task = tokio::spawn(forward_progress(context.peer.clone(), token, receiver));
+                (Some(sender), Some(task))
+            }
+            None => (None, None),
+        };
+        let control = CallControl {
+            progress,
+            cancel: Some(context.ct.clone()),
+        };
+        let result = self
+            .registry
+            .call_with(source, &request.name, request.arguments, control)
+            .await;
+        if let Some(forwarder) = forwarder {
+            let _ = forwarder.await;
+        }
+        match result {
+            Ok(reply) => Ok(call_result(reply.output).into()),
             // An unknown tool is a protocol error; everything else is a tool
             // result the model can read and act on.
             Err(failure) if failure.kind == FailureKind::UnknownTool => {
@@ -302,15 +419,35 @@ impl ServerHandler for McpHandler {
             .contents
             .into_iter()
             .map(|content| {
-                let mut served = ResourceContents::text(content.text, content.uri);
-                if let ResourceContents::TextResourceContents {
-                    mime_type, meta, ..
-                } = &mut served
-                {
-                    *mime_type = content.mime_type;
-                    *meta = (!content.meta.is_empty()).then_some(MetaObject(content.meta));
+                let meta = (!content.meta.is_empty()).then_some(MetaObject(content.meta));
+                match content.blob {
+                    Some(blob) => {
+                        let mut served = ResourceContents::blob(blob, content.uri);
+                        if let ResourceContents::BlobResourceContents {
+                            mime_type,
+                            meta: served_meta,
+                            ..
+                        } = &mut served
+                        {
+                            *mime_type = content.mime_type;
+                            *served_meta = meta;
+                        }
+                        served
+                    }
+                    None => {
+                        let mut served = ResourceContents::text(content.text, content.uri);
+                        if let ResourceContents::TextResourceContents {
+                            mime_type,
+                            meta: served_meta,
+                            ..
+                        } = &mut served
+                        {
+                            *mime_type = content.mime_type;
+                            *served_meta = meta;
+                        }
+                        served
+                    }
                 }
-                served
             })
             .collect();
         Ok(ReadResourceResult::new(contents).into())
@@ -350,7 +487,16 @@ impl ServerHandler for McpHandler {
                     MessageRole::User => Role::User,
                     MessageRole::Assistant => Role::Assistant,
                 };
-                PromptMessage::new_text(role, message.text)
+                match message.content {
+                    None => PromptMessage::new_text(role, message.text),
+                    // Checked when the prompt was rendered; a block rmcp
+                    // cannot read is sent as its label.
+                    Some(block) => {
+                        let content = serde_json::from_value(Value::Object(block.0))
+                            .unwrap_or_else(|_| ContentBlock::text(message.text));
+                        PromptMessage::new(role, content)
+                    }
+                }
             })
             .collect();
         let mut result = GetPromptResult::new(messages);

@@ -170,7 +170,7 @@ fn two_consoles_see_every_call_call_and_reload_and_one_leaves_without_harm() {
         let Reply::Called { result: Ok(called) } = reply else {
             panic!("expected a call's output, got {reply:?}");
         };
-        assert_eq!(called.text, r#"{"result":42}"#);
+        assert_eq!(called.output.readable(), r#"{"result":42}"#);
         second
             .wait_for("the console's call", |u| is_call(u, "add", "console"))
             .await;

@@ -367,9 +367,9 @@ pub fn check_mime_type(mime: &str) -> Result<(), String> {
     }
 }
 
-/// A YAML scalar as text (`text: 42` is a number to YAML).
-pub(super) fn scalar<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    Ok(Scalar::deserialize(d)?.into())
+/// An optional YAML scalar of any kind, as text.
+pub(super) fn optional_scalar<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(Option::<Scalar>::deserialize(d)?.map(String::from))
 }
 
 fn scalar_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {

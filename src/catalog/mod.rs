@@ -14,6 +14,7 @@ mod definitions;
 mod prompts;
 mod resources;
 mod source_map;
+mod tool_surface;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -26,6 +27,11 @@ pub use definitions::{DefinitionError, DefinitionFile, Definitions, ParameterSpe
 pub use prompts::{MessageRole, MessageSpec, PromptCatalog, PromptSections, PromptSpec};
 pub use resources::{ContentSpec, ResourceCatalog, ResourceKind, ResourceSections, ResourceSpec};
 pub use source_map::{SourceMap, Step};
+pub use tool_surface::{
+    ClientCapability, HEADER_PREFIX, IconSpec, IconTheme, OutputKind, ToolHints, header_problems,
+};
+
+use crate::schema::JsonSchema;
 
 /// How long one call may run when `timeout_ms` is not set.
 pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;
@@ -122,8 +128,42 @@ pub struct FunctionSpec {
     pub function: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// The arguments, each a scalar or a plain object or array (WASImancer's
+    /// list). A function declares these or an `inputSchema`, not both.
     #[serde(default, deserialize_with = "arguments")]
     pub arguments: Vec<ArgumentSpec>,
+    /// Any JSON Schema for the arguments object, instead of `arguments`.
+    #[serde(
+        rename = "inputSchema",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub input_schema: Option<JsonSchema>,
+    /// What the function returns: text (the default), JSON or MCP content.
+    #[serde(default, skip_serializing_if = "OutputKind::is_text")]
+    pub output: OutputKind,
+    /// The JSON Schema the structured output must satisfy (`output: json`
+    /// or `content`); listed with the tool.
+    #[serde(
+        rename = "outputSchema",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub output_schema: Option<JsonSchema>,
+    /// A human-readable name for clients to show (MCP's `title`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<ToolHints>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub icons: Vec<IconSpec>,
+    /// Client capabilities the tool needs; other clients are refused.
+    #[serde(
+        rename = "clientCapabilities",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub client_capabilities: Vec<ClientCapability>,
 }
 
 /// One named argument of a function; together they make the tool's input schema.
@@ -137,6 +177,10 @@ pub struct ArgumentSpec {
     pub description: Option<String>,
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub required: bool,
+    /// Mirror the argument in the HTTP header `Mcp-Param-<header>` (SEP-2243),
+    /// so that proxies can route on it without reading the body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
 }
 
 /// The JSON type an argument must have.
@@ -471,6 +515,7 @@ impl CatalogFile {
                 ),
             ));
         }
+        self.surface_problems(p, f, function, problems);
         let mut seen = HashMap::new();
         for (a, argument) in function.arguments.iter().enumerate() {
             let key = format!("plugins[{p}].functions[{f}].arguments[{a}].name");

@@ -7,14 +7,15 @@ use std::fmt;
 
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::Problem;
 use super::definitions::{
-    Definitions, Locator, ParameterSpec, check_entry_name, null_is_default, parameter_problems,
-    scalar,
+    Definitions, Locator, ParameterSpec, check_entry_name, null_is_default, optional_scalar,
+    parameter_problems,
 };
 use super::source_map::Step;
+use crate::content::ContentItem;
 
 /// The whole prompts.yml.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -66,14 +67,93 @@ pub struct PromptSpec {
     pub messages: Vec<MessageSpec>,
 }
 
-/// One message of a prompt.
+/// One message of a prompt: text (WASImancer's), or, ours, an image, an
+/// audio clip or an embedded resource.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MessageSpec {
     /// The text, with `${argument}` placeholders.
-    #[serde(deserialize_with = "scalar")]
-    pub text: String,
+    #[serde(
+        default,
+        deserialize_with = "optional_scalar",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub text: Option<String>,
+    /// `{data: <base64>, mimeType: image/png}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<Map<String, Value>>,
+    /// `{data: <base64>, mimeType: audio/wav}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio: Option<Map<String, Value>>,
+    /// An embedded resource: `{uri, mimeType, text}` or `{uri, mimeType,
+    /// blob}`; `${argument}` placeholders are filled in its strings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<Map<String, Value>>,
     pub role: MessageRole,
+}
+
+impl MessageSpec {
+    /// A text message.
+    pub fn text(role: MessageRole, text: impl Into<String>) -> Self {
+        Self {
+            text: Some(text.into()),
+            image: None,
+            audio: None,
+            resource: None,
+            role,
+        }
+    }
+
+    /// The message as an MCP content block, its placeholders filled by
+    /// `fill`; `None` for a text message. Checked: what is wrong, if anything.
+    pub fn media_block(
+        &self,
+        fill: impl Fn(&str) -> String,
+    ) -> Option<Result<ContentItem, String>> {
+        let (kind, fields) = match (&self.image, &self.audio, &self.resource) {
+            (Some(image), _, _) => ("image", image),
+            (_, Some(audio), _) => ("audio", audio),
+            (_, _, Some(resource)) => ("resource", resource),
+            _ => return None,
+        };
+        let fields: Map<String, Value> = fields
+            .iter()
+            .map(|(key, value)| {
+                let value = match value {
+                    Value::String(text) => Value::String(fill(text)),
+                    other => other.clone(),
+                };
+                (key.clone(), value)
+            })
+            .collect();
+        let mut block = Map::new();
+        block.insert("type".into(), kind.into());
+        if kind == "resource" {
+            block.insert("resource".into(), Value::Object(fields));
+        } else {
+            block.extend(fields);
+        }
+        Some(ContentItem::check(Value::Object(block)))
+    }
+
+    /// What is wrong with the message's content, if anything: one kind of
+    /// content, well formed.
+    fn problem(&self) -> Option<String> {
+        let given = [
+            self.text.is_some(),
+            self.image.is_some(),
+            self.audio.is_some(),
+            self.resource.is_some(),
+        ]
+        .iter()
+        .filter(|given| **given)
+        .count();
+        match given {
+            0 => Some("a message needs `text` (or `image`, `audio` or `resource`)".into()),
+            1 => self.media_block(str::to_string)?.err(),
+            _ => Some("a message has one of `text`, `image`, `audio` or `resource`".into()),
+        }
+    }
 }
 
 /// Who a prompt message is from; MCP knows two roles.
@@ -160,6 +240,13 @@ impl Definitions for PromptCatalog {
                     &at_key("messages"),
                     "a prompt needs at least one message (`text` and `role`)",
                 ));
+            }
+            for (m, message) in prompt.messages.iter().enumerate() {
+                if let Some(problem) = message.problem() {
+                    let mut path = entry.to_vec();
+                    path.extend([Step::Key("messages"), Step::Item(m)]);
+                    problems.push(at.problem(&path, problem));
+                }
             }
             parameter_problems(at, &entry, &prompt.arguments, &mut problems);
         }

@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use super::Problem;
 use super::definitions::{
     DefinitionFile, Definitions, Locator, ParameterSpec, check_entry_name, check_mime_type,
-    null_is_default, parameter_problems, scalar,
+    null_is_default, optional_scalar, parameter_problems,
 };
 use super::source_map::Step;
 use crate::templates::UriTemplate;
@@ -102,11 +102,19 @@ pub struct ResourceSpec {
     pub function: Option<String>,
 }
 
-/// One content item: its text, and whatever else WASImancer would copy.
+/// One content item: its text (or, ours, binary content as base64 in
+/// `blob`), and whatever else WASImancer would copy.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContentSpec {
-    #[serde(deserialize_with = "scalar")]
-    pub text: String,
+    #[serde(
+        default,
+        deserialize_with = "optional_scalar",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub text: Option<String>,
+    /// Binary content, base64-encoded (served as a `blob`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blob: Option<String>,
     #[serde(rename = "mimeType", default, skip_serializing_if = "Option::is_none")]
     pub mime_type: Option<String>,
     /// The item's other keys (`firstName`, `version`…), served under `_meta`.
@@ -313,9 +321,12 @@ impl Definitions for ResourceCatalog {
             }
             parameter_problems(at, &entry, &spec.arguments, &mut problems);
             for (c, content) in spec.contents.iter().enumerate() {
+                let mut path = entry.to_vec();
+                path.extend([Step::Key("contents"), Step::Item(c)]);
                 if let Some(Err(message)) = content.mime_type.as_deref().map(check_mime_type) {
-                    let mut path = entry.to_vec();
-                    path.extend([Step::Key("contents"), Step::Item(c), Step::Key("mimeType")]);
+                    path.push(Step::Key("mimeType"));
+                    problems.push(at.problem(&path, message));
+                } else if let Err(message) = check_content(content) {
                     problems.push(at.problem(&path, message));
                 }
             }
@@ -348,6 +359,22 @@ fn check_uri(kind: ResourceKind, spec: &ResourceSpec) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Text or base64 content: one of the two.
+fn check_content(content: &ContentSpec) -> Result<(), String> {
+    match (&content.text, &content.blob) {
+        (Some(_), None) => Ok(()),
+        (None, Some(blob)) => {
+            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, blob)
+                .map(|_| ())
+                .map_err(|error| format!("`blob` is not base64 ({error})"))
+        }
+        (None, None) => {
+            Err("a content item needs `text` (or `blob`, base64 for binary content)".into())
+        }
+        (Some(_), Some(_)) => Err("a content item has `text` or `blob`, not both".into()),
+    }
 }
 
 /// Content to serve, or a plugin to compute it: one of the two.

@@ -7,7 +7,7 @@ use crate::catalog::{CatalogError, CatalogFile, PluginSpec};
 use crate::cli::PluginArgs;
 use crate::events::{CallSource, EventBus};
 use crate::registry::{Registry, RegistryOptions};
-use crate::runtime::CallFailure;
+use crate::runtime::{CallFailure, FailureKind};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CallCommandError {
@@ -86,6 +86,12 @@ pub async fn run(
     registry
         .call(CallSource::Cli, tool, Some(arguments))
         .await
-        .map(|reply| reply.text)
         .map_err(CallCommandError::Failed)
+        .and_then(|reply| match reply.output.reported_error() {
+            Some(message) => Err(CallCommandError::Failed(CallFailure::new(
+                FailureKind::PluginError,
+                message,
+            ))),
+            None => Ok(reply.output.readable()),
+        })
 }

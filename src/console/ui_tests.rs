@@ -17,7 +17,7 @@ use super::theme::Theme;
 use super::ui;
 use crate::control::{Reply, Update};
 use crate::events::Change;
-use crate::registry::{CallReply, ChangeReport, PluginChange};
+use crate::registry::{CallReply, ChangeReport, PluginChange, ToolOutput};
 use crate::runtime::{CallFailure, FailureKind};
 
 /// Answer the request `sent` with `reply`.
@@ -222,7 +222,7 @@ fn call_form_with_a_result() {
             Reply::Called {
                 result: Ok(CallReply {
                     call_id: 7,
-                    text: r#"{"result":0,"inputs":[0,0]}"#.into(),
+                    output: ToolOutput::text(r#"{"result":0,"inputs":[0,0]}"#),
                 }),
             },
         );

@@ -265,6 +265,7 @@ fn plugin_view(snapshot: &Snapshot, entry: &PluginEntry) -> PluginView {
                 plugin: spec.name.clone(),
                 function: function.function.clone(),
                 arguments: function.arguments.clone(),
+                input_schema: function.input_schema.clone(),
             }
         })
         .collect();

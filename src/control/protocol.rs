@@ -25,8 +25,9 @@ use tokio_util::codec::{Decoder, Encoder};
 
 use crate::catalog::ArgumentSpec;
 use crate::events::ServerEvent;
-use crate::registry::{CallDetail, CallReply, ChangeReport, PluginState};
+use crate::registry::{Arguments, CallDetail, CallReply, ChangeReport, PluginState};
 use crate::runtime::CallFailure;
+use crate::schema::JsonSchema;
 
 /// The version of this protocol. A server refuses a console that speaks another.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -228,21 +229,30 @@ pub struct ToolView {
     /// The export called.
     pub function: String,
     pub arguments: Vec<ArgumentSpec>,
+    /// The arguments' JSON Schema, when plugins.yml gives one (`inputSchema`)
+    /// instead of `arguments`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_schema: Option<JsonSchema>,
 }
 
 impl ToolView {
+    /// How the arguments are declared.
+    pub fn declared(&self) -> Arguments<'_> {
+        Arguments::of(&self.arguments, self.input_schema.as_ref())
+    }
+
     /// The plugin input for `arguments`, or why they do not fit: the same
     /// check the server makes.
     pub fn input(&self, arguments: &Map<String, Value>) -> Result<String, String> {
-        crate::registry::plugin_input(&self.name, &self.arguments, arguments)
+        self.declared().plugin_input(&self.name, arguments)
     }
 
     pub fn signature(&self) -> String {
-        crate::registry::signature(&self.arguments)
+        self.declared().signature()
     }
 
     pub fn skeleton(&self) -> String {
-        crate::registry::skeleton(&self.arguments)
+        self.declared().skeleton()
     }
 }
 
@@ -356,9 +366,9 @@ mod tests {
     use std::time::{Duration, SystemTime};
 
     use super::*;
-    use crate::catalog::ArgumentType;
+    use crate::catalog::{ArgumentType, OutputKind};
     use crate::events::{CallEvent, CallSource, CallStatus, Change, LifecycleEvent};
-    use crate::registry::PluginChange;
+    use crate::registry::{PluginChange, ToolOutput};
     use crate::runtime::FailureKind;
 
     fn call(id: u64, status: CallStatus) -> Arc<ServerEvent> {
@@ -409,7 +419,20 @@ mod tests {
                     kind: ArgumentType::Integer,
                     description: None,
                     required: false,
+                    header: Some("Dice".into()),
                 }],
+                input_schema: None,
+            }, ToolView {
+                name: "book".into(),
+                title: "book".into(),
+                description: None,
+                plugin: "roll-dice".into(),
+                function: "book".into(),
+                arguments: Vec::new(),
+                input_schema: serde_json::from_str(
+                    r#"{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}"#,
+                )
+                .ok(),
             }],
         }
     }
@@ -505,7 +528,19 @@ mod tests {
             Reply::Called {
                 result: Ok(CallReply {
                     call_id: 3,
-                    text: "3.5".into(),
+                    output: ToolOutput::text("3.5"),
+                }),
+            },
+            Reply::Called {
+                result: Ok(CallReply {
+                    call_id: 4,
+                    output: ToolOutput::from_plugin(
+                        OutputKind::Content,
+                        None,
+                        "picture",
+                        r#"{"content":[{"type":"image","data":"aGk=","mimeType":"image/png"}],"structuredContent":{"ok":true}}"#.into(),
+                    )
+                    .unwrap(),
                 }),
             },
             Reply::Called {

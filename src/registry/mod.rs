@@ -16,6 +16,7 @@
 mod changes;
 mod definitions;
 mod edits;
+mod output;
 mod prompts;
 mod resources;
 mod tool;
@@ -35,13 +36,14 @@ use tokio::sync::watch;
 pub use changes::{ChangeError, ChangeReport, PluginChange};
 pub use definitions::{DefinitionChange, DefinitionLocation, DefinitionPaths, ServedSet};
 pub use edits::{Edited, OwnsFile};
+pub use output::ToolOutput;
 pub use prompts::{PromptSet, RenderedMessage, RenderedPrompt, ServedPrompt};
 pub use resources::{ResourceContent, ResourceEdit, ResourceRead, ResourceSet, ServedResource};
-pub use tool::{Tool, plugin_input, signature, skeleton};
+pub use tool::{Arguments, Tool, plugin_input, signature, skeleton};
 
 use crate::catalog::{CatalogError, CatalogFile, PluginSpec};
 use crate::events::{CallEvent, CallKind, CallSource, CallStatus, EventBus, ServerEvent, preview};
-use crate::runtime::{CallFailure, FailureKind, LoadedPlugin, RuntimeSettings};
+use crate::runtime::{CallControl, CallFailure, FailureKind, LoadedPlugin, RuntimeSettings};
 
 /// How many finished calls keep their full arguments and output for the console.
 const CALL_DETAILS_KEPT: usize = 1000;
@@ -184,7 +186,7 @@ pub struct CallDetail {
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CallReply {
     pub call_id: u64,
-    pub text: String,
+    pub output: ToolOutput,
 }
 
 /// How the registry is set up.
@@ -233,6 +235,22 @@ struct Finished<T> {
 /// How a call's output reads in its record (the preview and the details).
 trait RecordedOutput {
     fn record_text(&self) -> Cow<'_, str>;
+
+    /// The error an output reports itself (a plugin's `isError` result): the
+    /// call is recorded as failed with this message.
+    fn reported_error(&self) -> Option<&str> {
+        None
+    }
+}
+
+impl RecordedOutput for ToolOutput {
+    fn record_text(&self) -> Cow<'_, str> {
+        Cow::Owned(self.readable())
+    }
+
+    fn reported_error(&self) -> Option<&str> {
+        ToolOutput::reported_error(self)
+    }
 }
 
 impl RecordedOutput for String {
@@ -333,6 +351,19 @@ impl Registry {
         tool: &str,
         arguments: Option<Map<String, Value>>,
     ) -> Result<CallReply, CallFailure> {
+        self.call_with(source, tool, arguments, CallControl::default())
+            .await
+    }
+
+    /// Call `tool` with `arguments` on behalf of `source`, with a channel
+    /// for the plugin's progress reports and a token that cancels the call.
+    pub async fn call_with(
+        &self,
+        source: CallSource,
+        tool: &str,
+        arguments: Option<Map<String, Value>>,
+        control: CallControl,
+    ) -> Result<CallReply, CallFailure> {
         let arguments = arguments.unwrap_or_default();
         let work = async move {
             let found = self.inner.live.load().tool(tool).cloned();
@@ -358,9 +389,17 @@ impl Registry {
                     Ok(input) => {
                         let result = found
                             .plugin
-                            .call(Arc::clone(&found.function), input.into_bytes())
+                            .call(Arc::clone(&found.function), input.into_bytes(), control)
                             .await;
-                        finished.output = result.output;
+                        let declared = &found.declared;
+                        finished.output = result.output.and_then(|raw| {
+                            ToolOutput::from_plugin(
+                                declared.output,
+                                declared.output_schema.as_ref(),
+                                &found.function,
+                                raw,
+                            )
+                        });
                         finished.overlapping = result.overlapping;
                     }
                 }
@@ -369,7 +408,7 @@ impl Registry {
             finished
         };
         let (call_id, output) = self.record(source, work).await;
-        output.map(|text| CallReply { call_id, text })
+        output.map(|output| CallReply { call_id, output })
     }
 
     /// Run `work` as a call of `source`: count it, time it, and publish its
@@ -386,16 +425,25 @@ impl Registry {
         metrics.in_flight.fetch_add(1, Ordering::Relaxed);
         let finished = work.await;
         metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
-        if finished.output.is_err() {
+        let reported = finished
+            .output
+            .as_ref()
+            .ok()
+            .and_then(|o| o.reported_error());
+        if finished.output.is_err() || reported.is_some() {
             metrics.errors.fetch_add(1, Ordering::Relaxed);
         }
         let id = self.inner.bus.next_call_id();
         let text = finished.output.as_ref().map(|output| output.record_text());
-        let status = match &text {
-            Ok(text) => CallStatus::Ok {
+        let status = match (&text, reported) {
+            (Ok(_), Some(message)) => CallStatus::Error {
+                kind: FailureKind::PluginError,
+                message: message.to_string(),
+            },
+            (Ok(text), None) => CallStatus::Ok {
                 preview: preview(text),
             },
-            Err(failure) => CallStatus::Error {
+            (Err(failure), _) => CallStatus::Error {
                 kind: failure.kind,
                 message: failure.message.clone(),
             },

@@ -14,6 +14,7 @@ use super::definitions::ServedSet;
 use super::resources::unknown_entry;
 use super::{Finished, RecordedOutput, Registry};
 use crate::catalog::{DefinitionFile, MessageRole, PromptCatalog, PromptSpec, Step};
+use crate::content::ContentItem;
 use crate::events::{CallKind, CallSource, Change};
 use crate::runtime::{CallFailure, FailureKind};
 use crate::templates::fill;
@@ -105,14 +106,19 @@ impl ServedSet for PromptSet {
 }
 
 /// One message of a rendered prompt.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RenderedMessage {
     pub role: MessageRole,
+    /// The text; for an image, audio or resource message, a label such as
+    /// `[image image/png 69 B]`.
     pub text: String,
+    /// The content block of an image, audio or resource message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<ContentItem>,
 }
 
 /// A rendered prompt.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RenderedPrompt {
     pub call_id: u64,
     pub description: Option<String>,
@@ -313,14 +319,31 @@ fn render(
             .find(|(n, _)| *n == name)
             .map(|(_, v)| v.as_str())
     };
-    Ok(spec
-        .messages
+    spec.messages
         .iter()
-        .map(|message| RenderedMessage {
-            role: message.role,
-            text: fill(&message.text, value),
+        .map(|message| {
+            let filled = |text: &str| fill(text, value);
+            match message.media_block(filled) {
+                None => Ok(RenderedMessage {
+                    role: message.role,
+                    text: filled(message.text.as_deref().unwrap_or_default()),
+                    content: None,
+                }),
+                Some(Ok(block)) => Ok(RenderedMessage {
+                    role: message.role,
+                    text: block.summary(),
+                    content: Some(block),
+                }),
+                Some(Err(problem)) => Err(CallFailure::new(
+                    FailureKind::InvalidArguments,
+                    format!(
+                        "prompt `{}` cannot be rendered with these arguments: {problem}",
+                        spec.name
+                    ),
+                )),
+            }
         })
-        .collect())
+        .collect()
 }
 
 /// `{nickName: string, mood: string (optional)}`.
@@ -328,7 +351,7 @@ fn signature(spec: &PromptSpec) -> String {
     super::tool::signature_of(
         spec.arguments
             .iter()
-            .map(|a| (a.name.as_str(), a.kind, a.required)),
+            .map(|a| (a.name.as_str(), a.kind.as_str(), a.required)),
     )
 }
 
@@ -368,10 +391,10 @@ mod tests {
                     ..ParameterSpec::text("times")
                 },
             ],
-            messages: vec![MessageSpec {
-                text: "Say hello to ${nickName} ${times} times${mood}!".into(),
-                role: MessageRole::User,
-            }],
+            messages: vec![MessageSpec::text(
+                MessageRole::User,
+                "Say hello to ${nickName} ${times} times${mood}!",
+            )],
         }
     }
 

@@ -15,8 +15,9 @@ use super::changes::ChangeError;
 use super::definitions::ServedSet;
 use super::{Finished, RecordedOutput, Registry};
 use crate::catalog::{DefinitionFile, Problem, ResourceCatalog, ResourceKind, ResourceSpec};
+use crate::content::{ContentItem, human_size};
 use crate::events::{CallKind, CallSource, Change};
-use crate::runtime::{CallFailure, FailureKind};
+use crate::runtime::{CallControl, CallFailure, FailureKind};
 use crate::templates::{UriTemplate, VariableValues, fill};
 
 /// How many URIs an "unknown resource" message lists.
@@ -163,7 +164,11 @@ pub struct ResourceContent {
     /// The URI that was read.
     pub uri: String,
     pub mime_type: Option<String>,
+    /// The text; empty when the content is binary.
     pub text: String,
+    /// Binary content, base64-encoded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blob: Option<String>,
     /// The item's other keys from resources.yml (WASImancer serves them
     /// beside `text`; MCP content has a fixed shape, so they go in `_meta`).
     pub meta: Map<String, Value>,
@@ -176,13 +181,32 @@ pub struct ResourceRead {
     pub contents: Vec<ResourceContent>,
 }
 
+impl ResourceContent {
+    /// The content as a person reads it: the text, or a label for binary
+    /// content (`[blob image/png 69 B]`).
+    pub fn readable(&self) -> Cow<'_, str> {
+        match &self.blob {
+            None => Cow::Borrowed(&self.text),
+            Some(blob) => {
+                let mime = self
+                    .mime_type
+                    .as_deref()
+                    .map(|m| format!(" {m}"))
+                    .unwrap_or_default();
+                let size = ContentItem::blob_size(blob);
+                Cow::Owned(format!("[blob{mime} {}]", human_size(size)))
+            }
+        }
+    }
+}
+
 impl RecordedOutput for Vec<ResourceContent> {
     fn record_text(&self) -> Cow<'_, str> {
         match self.as_slice() {
-            [one] => Cow::Borrowed(&one.text),
+            [one] => one.readable(),
             many => Cow::Owned(
                 many.iter()
-                    .map(|c| c.text.as_str())
+                    .map(|c| c.readable())
                     .collect::<Vec<_>>()
                     .join("\n"),
             ),
@@ -282,7 +306,12 @@ impl Registry {
                     .map(|content| ResourceContent {
                         uri: uri.to_string(),
                         mime_type: content.mime_type.clone().or_else(|| spec.mime_type.clone()),
-                        text: fill(&content.text, value),
+                        text: content
+                            .text
+                            .as_deref()
+                            .map(|text| fill(text, value))
+                            .unwrap_or_default(),
+                        blob: content.blob.clone(),
                         meta: content.extra.clone(),
                     })
                     .collect());
@@ -296,6 +325,7 @@ impl Registry {
                         uri: uri.to_string(),
                         mime_type: spec.mime_type.clone(),
                         text,
+                        blob: None,
                         meta: Map::new(),
                     }]
                 });
@@ -337,7 +367,9 @@ impl Registry {
             return (Err(CallFailure::new(FailureKind::Runtime, message)), 0);
         }
         let input = Value::Object(variables).to_string();
-        let result = loaded.call(function.into(), input.into_bytes()).await;
+        let result = loaded
+            .call(function.into(), input.into_bytes(), CallControl::default())
+            .await;
         let output = result.output.and_then(|text| {
             let json = spec
                 .mime_type

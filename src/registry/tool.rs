@@ -1,13 +1,20 @@
 //! A tool: one function of one loaded plugin, with its name, schema and the
 //! checks its arguments must pass before the plugin runs.
+//!
+//! Arguments are declared two ways: WASImancer's flat `arguments:` list
+//! (checked here, with messages that name each argument), or any JSON Schema
+//! (`inputSchema:`, checked by [`JsonSchema`] with the path of each problem).
+//! [`Arguments`] is the one check for both, used by the server before a
+//! plugin runs and by the console's call form as the operator types.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use crate::catalog::{ArgumentSpec, ArgumentType, FunctionSpec};
+use crate::catalog::{ArgumentSpec, FunctionSpec};
 use crate::runtime::LoadedPlugin;
+use crate::schema::{self, JsonSchema};
 
 /// A callable tool, bound to the plugin version that serves it.
 pub struct Tool {
@@ -16,12 +23,83 @@ pub struct Tool {
     /// The display name as written in plugins.yml.
     pub title: String,
     pub description: String,
-    /// JSON Schema of the arguments object.
+    /// JSON Schema of the arguments object, as listed.
     pub input_schema: Arc<Map<String, Value>>,
     pub plugin_name: Arc<str>,
     pub function: Arc<str>,
     pub arguments: Vec<ArgumentSpec>,
+    /// The function's entry in plugins.yml: its schemas, output kind and
+    /// metadata.
+    pub declared: FunctionSpec,
     pub plugin: Arc<LoadedPlugin>,
+}
+
+/// How a tool's arguments are declared, for checking and describing them.
+#[derive(Debug, Clone, Copy)]
+pub enum Arguments<'a> {
+    /// WASImancer's flat list.
+    Listed(&'a [ArgumentSpec]),
+    /// A JSON Schema (`inputSchema:`).
+    Schema(&'a JsonSchema),
+}
+
+impl<'a> Arguments<'a> {
+    /// The schema when there is one, else the list.
+    pub fn of(listed: &'a [ArgumentSpec], schema: Option<&'a JsonSchema>) -> Self {
+        match schema {
+            Some(schema) => Arguments::Schema(schema),
+            None => Arguments::Listed(listed),
+        }
+    }
+
+    /// Check `given` and turn it into the plugin's input (see [`plugin_input`]).
+    pub fn plugin_input(self, tool: &str, given: &Map<String, Value>) -> Result<String, String> {
+        match self {
+            Arguments::Listed(declared) => plugin_input(tool, declared, given),
+            Arguments::Schema(schema) => {
+                let given = Value::Object(given.clone());
+                schema.check(&given).map_err(|problems| {
+                    format!(
+                        "invalid arguments for `{tool}`: {}. Expected {}",
+                        problems.join("; "),
+                        self.signature()
+                    )
+                })?;
+                Ok(normalize_numbers(&given).to_string())
+            }
+        }
+    }
+
+    /// The arguments as a reader would write them (see [`signature`]).
+    pub fn signature(self) -> String {
+        match self {
+            Arguments::Listed(declared) => signature(declared),
+            Arguments::Schema(schema) => {
+                let required: Vec<&str> = schema.required().collect();
+                let properties: Vec<(&str, String, bool)> = schema
+                    .properties()
+                    .map(|(name, property)| {
+                        (name, schema::type_name(property), required.contains(&name))
+                    })
+                    .collect();
+                signature_of(properties.iter().map(|(n, k, r)| (*n, k.as_str(), *r)))
+            }
+        }
+    }
+
+    /// A skeleton of the arguments object (see [`skeleton`]).
+    pub fn skeleton(self) -> String {
+        match self {
+            Arguments::Listed(declared) => skeleton(declared),
+            Arguments::Schema(schema) => {
+                let fields: Vec<(String, Value)> = schema
+                    .properties()
+                    .map(|(name, property)| (name.to_string(), placeholder_in(schema, property)))
+                    .collect();
+                skeleton_of(fields)
+            }
+        }
+    }
 }
 
 impl Tool {
@@ -44,32 +122,51 @@ impl Tool {
                     function.function, spec.name
                 )
             });
+        let input_schema = match &function.input_schema {
+            Some(schema) => Arc::clone(schema.document()),
+            None => Arc::new(input_schema(&function.arguments)),
+        };
         Self {
             name: function.tool_name().into(),
             title: function.title().to_string(),
             description,
-            input_schema: Arc::new(input_schema(&function.arguments)),
+            input_schema,
             plugin_name: spec.name.as_str().into(),
             function: function.function.as_str().into(),
             arguments: function.arguments.clone(),
+            declared: function.clone(),
             plugin: Arc::clone(plugin),
         }
     }
 
+    /// How the arguments are declared.
+    pub fn arguments(&self) -> Arguments<'_> {
+        Arguments::of(&self.arguments, self.declared.input_schema.as_ref())
+    }
+
     /// Check `arguments` against the declared ones and turn them into the
-    /// plugin's input (see [`plugin_input`]).
+    /// plugin's input.
     pub fn input(&self, arguments: &Map<String, Value>) -> Result<String, String> {
-        plugin_input(&self.name, &self.arguments, arguments)
+        self.arguments().plugin_input(&self.name, arguments)
     }
 
-    /// The arguments as a reader would write them (see [`signature`]).
+    /// The arguments as a reader would write them.
     pub fn signature(&self) -> String {
-        signature(&self.arguments)
+        self.arguments().signature()
     }
 
-    /// A skeleton of the arguments object (see [`skeleton`]).
+    /// A skeleton of the arguments object.
     pub fn skeleton(&self) -> String {
-        skeleton(&self.arguments)
+        self.arguments().skeleton()
+    }
+
+    /// The title clients show: plugins.yml's `title`, else the display name
+    /// when it is not the tool's name.
+    pub fn listed_title(&self) -> Option<&str> {
+        self.declared
+            .title
+            .as_deref()
+            .or((*self.name != self.title).then_some(self.title.as_str()))
     }
 }
 
@@ -77,20 +174,39 @@ impl Tool {
 /// for each argument in the declared order (serde_json's map would sort
 /// them, and the order is the one the plugin author chose to explain).
 pub fn skeleton(declared: &[ArgumentSpec]) -> String {
-    if declared.is_empty() {
+    skeleton_of(
+        declared
+            .iter()
+            .map(|argument| (argument.name.clone(), argument.kind.placeholder())),
+    )
+}
+
+fn skeleton_of(fields: impl IntoIterator<Item = (String, Value)>) -> String {
+    let fields: Vec<String> = fields
+        .into_iter()
+        .map(|(name, value)| format!("  {}: {value}", Value::String(name)))
+        .collect();
+    if fields.is_empty() {
         return "{}".into();
     }
-    let fields: Vec<String> = declared
-        .iter()
-        .map(|argument| {
-            format!(
-                "  {}: {}",
-                Value::String(argument.name.clone()),
-                argument.kind.placeholder()
-            )
-        })
-        .collect();
     format!("{{\n{}\n}}", fields.join(",\n"))
+}
+
+/// A placeholder for `property` of `schema`, following a local `$ref`.
+fn placeholder_in(schema: &JsonSchema, property: &Value) -> Value {
+    let target = property
+        .get("$ref")
+        .and_then(Value::as_str)
+        .and_then(|reference| reference.strip_prefix('#'))
+        .and_then(|pointer| {
+            Value::Object((**schema.document()).clone())
+                .pointer(pointer)
+                .cloned()
+        });
+    match target {
+        Some(target) => schema::placeholder(&target),
+        None => schema::placeholder(property),
+    }
 }
 
 /// Check `arguments` against the declared ones and turn them into a
@@ -154,14 +270,14 @@ pub fn signature(declared: &[ArgumentSpec]) -> String {
     signature_of(
         declared
             .iter()
-            .map(|a| (a.name.as_str(), a.kind, a.required)),
+            .map(|a| (a.name.as_str(), a.kind.as_str(), a.required)),
     )
 }
 
 /// `{numFaces: integer, label: string (optional)}` for (name, type,
 /// required) triples: tool arguments, prompt arguments.
 pub(super) fn signature_of<'a>(
-    declared: impl IntoIterator<Item = (&'a str, ArgumentType, bool)>,
+    declared: impl IntoIterator<Item = (&'a str, &'a str, bool)>,
 ) -> String {
     let parts: Vec<String> = declared
         .into_iter()
@@ -186,6 +302,9 @@ fn input_schema(arguments: &[ArgumentSpec]) -> Map<String, Value> {
         if let Some(description) = &argument.description {
             property.insert("description".into(), description.as_str().into());
         }
+        if let Some(header) = &argument.header {
+            property.insert("x-mcp-header".into(), header.as_str().into());
+        }
         properties.insert(argument.name.clone(), Value::Object(property));
         if argument.required {
             required.push(Value::String(argument.name.clone()));
@@ -199,6 +318,19 @@ fn input_schema(arguments: &[ArgumentSpec]) -> Map<String, Value> {
     }
     schema.insert("additionalProperties".into(), Value::Bool(false));
     schema
+}
+
+/// `value` with every whole number written without a fraction, at any depth.
+fn normalize_numbers(value: &Value) -> Value {
+    match value {
+        Value::Array(items) => Value::Array(items.iter().map(normalize_numbers).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), normalize_numbers(v)))
+                .collect(),
+        ),
+        other => normalize_number(other),
+    }
 }
 
 fn normalize_number(value: &Value) -> Value {
@@ -242,6 +374,7 @@ fn describe(value: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::catalog::ArgumentType;
 
     fn declared() -> Vec<ArgumentSpec> {
         let argument = |name: &str, kind, required| ArgumentSpec {
@@ -249,6 +382,7 @@ mod tests {
             kind,
             description: None,
             required,
+            header: None,
         };
         vec![
             argument("numFaces", ArgumentType::Integer, true),

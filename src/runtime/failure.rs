@@ -84,6 +84,11 @@ pub enum FailureKind {
     PluginError,
     /// The output is larger than the server hands back.
     OutputTooLarge,
+    /// The output is not what plugins.yml declares (`output: json` or
+    /// `content`, `outputSchema`).
+    InvalidOutput,
+    /// The client cancelled the call (or went away) while it ran.
+    Cancelled,
     /// Anything else from the runtime (instantiation failed, WASI exit…).
     Runtime,
 }
@@ -101,6 +106,8 @@ impl FailureKind {
             FailureKind::Trap => "trap",
             FailureKind::PluginError => "plugin error",
             FailureKind::OutputTooLarge => "output too large",
+            FailureKind::InvalidOutput => "invalid output",
+            FailureKind::Cancelled => "cancelled",
             FailureKind::Runtime => "runtime error",
         }
     }

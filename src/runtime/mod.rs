@@ -7,6 +7,7 @@
 //! which would also stop every other call running on the same engine.
 
 mod failure;
+mod host;
 mod module;
 mod plugin;
 mod pool;
@@ -16,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use failure::{CallFailure, FailureKind, LoadError};
+pub use host::{CallControl, PROGRESS_FUNCTION, Progress};
 pub use module::ModuleInfo;
 pub use plugin::{CallOutput, LoadedPlugin, digest, module_path_of};
 

@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 use extism::{Manifest, PluginBuilder, Wasm};
 
 use super::failure::{CallFailure, LoadError};
+use super::host::{CallControl, SlotSink};
 use super::module::ModuleInfo;
 use super::pool::{InstancePool, Limits, Slot};
 use super::{CompileCache, RuntimeSettings};
@@ -86,9 +87,15 @@ impl LoadedPlugin {
         })
     }
 
-    /// Call `function` with `input` (the arguments as a JSON string).
-    pub async fn call(&self, function: Arc<str>, input: Vec<u8>) -> CallOutput {
-        let result = self.pool.call(function, input).await;
+    /// Call `function` with `input` (the arguments as a JSON string), with
+    /// the caller's progress channel and cancellation.
+    pub async fn call(
+        &self,
+        function: Arc<str>,
+        input: Vec<u8>,
+        control: CallControl,
+    ) -> CallOutput {
+        let result = self.pool.call(function, input, control).await;
         CallOutput {
             output: result.output.map(|bytes| {
                 String::from_utf8(bytes)
@@ -245,7 +252,11 @@ fn compile_slots(
     count: usize,
 ) -> Result<Vec<Slot>, String> {
     let compile = || {
-        let builder = PluginBuilder::new(manifest).with_wasi(wasi);
+        // Each slot's host functions report to that slot's sink.
+        let sink = SlotSink::default();
+        let builder = PluginBuilder::new(manifest)
+            .with_wasi(wasi)
+            .with_functions(sink.functions());
         let builder = match cache {
             CompileCache::Disabled => builder.with_cache_disabled(),
             CompileCache::Config(path) => builder.with_cache_config(path),
@@ -253,7 +264,7 @@ fn compile_slots(
         builder
             .compile()
             .map_err(|e| format!("{e:#}"))
-            .and_then(Slot::new)
+            .and_then(|compiled| Slot::new(compiled, sink))
     };
     let mut slots = vec![compile()?];
     std::thread::scope(|scope| {

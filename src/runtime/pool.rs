@@ -17,6 +17,11 @@ use extism::{CompiledPlugin, Plugin};
 use tokio::sync::Semaphore;
 
 use super::failure::{CallFailure, FailureKind};
+use super::host::{CallControl, CallSignal, CancelOnDrop, SlotSink};
+
+/// How often a cancel is repeated until the call it stops has ended (a
+/// cancel that arrives just before the call starts is lost).
+pub(crate) const CANCEL_RETRY: Duration = Duration::from_millis(2);
 
 /// The return code extism gives a call that ended in a wasm trap. Anything
 /// else is the plugin's own error (extism-pdk returns -1 with its message).
@@ -35,15 +40,19 @@ pub(crate) struct Limits {
 pub(crate) struct Slot {
     compiled: Arc<CompiledPlugin>,
     instance: Option<Plugin>,
+    /// Where the host function sends this slot's progress reports.
+    sink: SlotSink,
 }
 
 impl Slot {
-    /// Make a slot from a freshly compiled module, with a warm instance.
-    pub fn new(compiled: CompiledPlugin) -> Result<Self, String> {
+    /// Make a slot from a freshly compiled module whose host functions
+    /// report to `sink`, with a warm instance.
+    pub fn new(compiled: CompiledPlugin, sink: SlotSink) -> Result<Self, String> {
         let instance = Plugin::new_from_compiled(&compiled).map_err(|e| format!("{e:#}"))?;
         Ok(Self {
             compiled: Arc::new(compiled),
             instance: Some(instance),
+            sink,
         })
     }
 
@@ -52,6 +61,7 @@ impl Slot {
         function: &str,
         input: &[u8],
         limits: &Limits,
+        signal: &CallSignal,
     ) -> Result<Vec<u8>, CallFailure> {
         let instance = match &mut self.instance {
             Some(instance) => instance,
@@ -68,6 +78,9 @@ impl Slot {
                 self.instance.insert(fresh)
             }
         };
+        if !signal.arm(instance.cancel_handle()) {
+            return Err(cancelled(function));
+        }
         let result = match instance.call_get_error_code::<&[u8], &[u8]>(function, input) {
             Ok(output) if output.len() > limits.max_output_bytes => Err((
                 CallFailure::new(
@@ -81,6 +94,7 @@ impl Slot {
                 false,
             )),
             Ok(output) => Ok(output.to_vec()),
+            Err(_) if signal.was_cancelled() => Err((cancelled(function), true)),
             Err((error, code)) => Err(classify(&error, code, function, limits)),
         };
         if let Err((_, true)) = &result {
@@ -91,6 +105,13 @@ impl Slot {
         }
         result.map_err(|(failure, _)| failure)
     }
+}
+
+fn cancelled(function: &str) -> CallFailure {
+    CallFailure::new(
+        FailureKind::Cancelled,
+        format!("`{function}` was cancelled by its caller; the instance was replaced"),
+    )
 }
 
 /// What went wrong, and whether the instance must be thrown away: anything
@@ -197,15 +218,25 @@ impl InstancePool {
             .saturating_sub(self.inner.permits.available_permits())
     }
 
-    /// Run `function` with `input` on a free instance.
-    pub async fn call(&self, function: Arc<str>, input: Vec<u8>) -> PoolOutput {
+    /// Run `function` with `input` on a free instance, with the caller's
+    /// progress channel and cancellation.
+    pub async fn call(
+        &self,
+        function: Arc<str>,
+        input: Vec<u8>,
+        control: CallControl,
+    ) -> PoolOutput {
         let inner = &self.inner;
-        let permit = match tokio::time::timeout(
-            inner.queue_timeout,
-            inner.permits.clone().acquire_owned(),
-        )
-        .await
-        {
+        let cancel = control.cancel.clone().unwrap_or_default();
+        let acquire =
+            tokio::time::timeout(inner.queue_timeout, inner.permits.clone().acquire_owned());
+        let permit = tokio::select! {
+            permit = acquire => permit,
+            _ = cancel.cancelled() => {
+                return PoolOutput { output: Err(cancelled(&function)), overlapping: 0 };
+            }
+        };
+        let permit = match permit {
             Ok(Ok(permit)) => permit,
             _ => {
                 return PoolOutput {
@@ -222,47 +253,67 @@ impl InstancePool {
                 };
             }
         };
-        let inner = Arc::clone(inner);
-        let job = move || {
-            let Some(mut slot) = lock(&inner.idle).pop() else {
-                // A permit is only handed out while a slot is idle.
-                return PoolOutput {
-                    output: Err(CallFailure::new(
-                        FailureKind::Runtime,
-                        "internal error: no idle instance behind a free permit",
-                    )),
-                    overlapping: 0,
+        let signal = Arc::new(CallSignal::default());
+        let job = {
+            let inner = Arc::clone(inner);
+            let signal = Arc::clone(&signal);
+            move || {
+                let Some(mut slot) = lock(&inner.idle).pop() else {
+                    // A permit is only handed out while a slot is idle.
+                    signal.finish();
+                    return PoolOutput {
+                        output: Err(CallFailure::new(
+                            FailureKind::Runtime,
+                            "internal error: no idle instance behind a free permit",
+                        )),
+                        overlapping: 0,
+                    };
                 };
-            };
-            let overlapping = inner.running.fetch_add(1, Ordering::SeqCst) + 1;
-            let output = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                slot.run(&function, &input, &inner.limits)
-            }))
-            .unwrap_or_else(|_| {
-                slot.instance = None;
-                Err(CallFailure::new(
-                    FailureKind::Runtime,
-                    format!(
-                        "the runtime failed while running `{function}`; the instance was replaced, retry the call"
-                    ),
-                ))
-            });
-            inner.running.fetch_sub(1, Ordering::SeqCst);
-            lock(&inner.idle).push(slot);
-            drop(permit);
-            PoolOutput {
-                output,
-                overlapping,
+                slot.sink.point_to(control.progress);
+                let overlapping = inner.running.fetch_add(1, Ordering::SeqCst) + 1;
+                let output = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                    slot.run(&function, &input, &inner.limits, &signal)
+                }))
+                .unwrap_or_else(|_| {
+                    slot.instance = None;
+                    Err(CallFailure::new(
+                        FailureKind::Runtime,
+                        format!(
+                            "the runtime failed while running `{function}`; the instance was replaced, retry the call"
+                        ),
+                    ))
+                });
+                // No cancel may reach this slot once it serves another call.
+                signal.finish();
+                slot.sink.clear();
+                inner.running.fetch_sub(1, Ordering::SeqCst);
+                lock(&inner.idle).push(slot);
+                drop(permit);
+                PoolOutput {
+                    output,
+                    overlapping,
+                }
             }
         };
-        tokio::task::spawn_blocking(job)
-            .await
-            .unwrap_or_else(|_| PoolOutput {
-                output: Err(CallFailure::new(
-                    FailureKind::Runtime,
-                    "internal error: the call's thread stopped",
-                )),
-                overlapping: 0,
-            })
+        let mut guard = CancelOnDrop(Some(Arc::clone(&signal)));
+        let mut running = tokio::task::spawn_blocking(job);
+        let joined = tokio::select! {
+            joined = &mut running => joined,
+            _ = cancel.cancelled() => loop {
+                signal.cancel();
+                tokio::select! {
+                    joined = &mut running => break joined,
+                    _ = tokio::time::sleep(CANCEL_RETRY) => {}
+                }
+            },
+        };
+        guard.0 = None;
+        joined.unwrap_or_else(|_| PoolOutput {
+            output: Err(CallFailure::new(
+                FailureKind::Runtime,
+                "internal error: the call's thread stopped",
+            )),
+            overlapping: 0,
+        })
     }
 }

@@ -129,7 +129,7 @@ impl App {
         form.outcome = Some(match reply {
             Reply::Called { result: Ok(reply) } => FormOutcome::Ok {
                 call_id: reply.call_id,
-                text: pretty(&reply.text),
+                text: pretty(&reply.output.readable()),
             },
             Reply::Called {
                 result: Err(failure),

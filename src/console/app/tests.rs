@@ -12,7 +12,7 @@ use crate::console::testing::{
     self, app, counters, ctrl, key, keys, press, tick, type_text, updates,
 };
 use crate::events::{CallEvent, CallSource, CallStatus, LifecycleEvent};
-use crate::registry::{CallReply, ChangeReport, PluginChange};
+use crate::registry::{CallReply, ChangeReport, PluginChange, ToolOutput};
 use crate::runtime::{CallFailure, FailureKind};
 
 fn selected_row(app: &App) -> PluginRow {
@@ -223,7 +223,7 @@ fn ctrl_s_sends_valid_arguments_and_the_result_shows_pretty() {
         Reply::Called {
             result: Ok(CallReply {
                 call_id: 42,
-                text: r#"{"result":0}"#.into(),
+                output: ToolOutput::text(r#"{"result":0}"#),
             }),
         },
     );
@@ -259,7 +259,7 @@ fn failures_show_under_the_editor_and_stale_results_are_ignored() {
         Reply::Called {
             result: Ok(CallReply {
                 call_id: 1,
-                text: "3".into(),
+                output: ToolOutput::text("3"),
             }),
         },
     );

@@ -1,0 +1,227 @@
+//! What the host gives plugins and callers beyond input and output: progress
+//! reports from a running call (the host function `wasimancer_progress`) and
+//! cancellation of a running call.
+//!
+//! A plugin reports progress by calling the host function with a JSON object
+//! `{"progress": 50, "total": 100, "message": "…"}` (total and message are
+//! optional). Each instance slot has its own sink: the pool points it at the
+//! caller's channel for the length of one call, so a report always reaches
+//! the call that made it. Reports never block the plugin: when the caller
+//! reads slowly, or a report does not increase the progress (MCP requires
+//! that it increases), it is dropped.
+
+use std::sync::{Arc, Mutex};
+
+use extism::{CancelHandle, CurrentPlugin, Function, PTR, UserData, Val};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// The name of the progress host function, in extism's user namespace
+/// (`extism:host/user`, what extism-pdk's `extern "ExtismHost"` imports).
+pub const PROGRESS_FUNCTION: &str = "wasimancer_progress";
+
+/// One progress report from a running call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Progress {
+    /// How far the call is; increases with every report.
+    pub progress: f64,
+    /// How far it will go, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// What a caller can do with a call while it runs.
+#[derive(Debug, Clone, Default)]
+pub struct CallControl {
+    /// Where the plugin's progress reports go.
+    pub progress: Option<mpsc::Sender<Progress>>,
+    /// Cancelled when the caller no longer wants the result: the running
+    /// plugin is stopped and its instance replaced.
+    pub cancel: Option<CancellationToken>,
+}
+
+/// Where one slot's progress reports go during a call.
+#[derive(Default)]
+pub(crate) struct ProgressSink {
+    sender: Option<mpsc::Sender<Progress>>,
+    last: Option<f64>,
+}
+
+impl ProgressSink {
+    fn report(&mut self, report: Progress) {
+        let Some(sender) = &self.sender else {
+            return;
+        };
+        if !report.progress.is_finite() || self.last.is_some_and(|last| report.progress <= last) {
+            return;
+        }
+        self.last = Some(report.progress);
+        // A full channel means the caller reads slowly: drop, never block.
+        let _ = sender.try_send(report);
+    }
+}
+
+/// A slot's sink, shared with its host function.
+#[derive(Clone, Default)]
+pub(crate) struct SlotSink(UserData<ProgressSink>);
+
+impl SlotSink {
+    /// Send this slot's reports to `sender` until [`SlotSink::clear`].
+    pub fn point_to(&self, sender: Option<mpsc::Sender<Progress>>) {
+        if let Ok(sink) = self.0.get() {
+            let mut sink = sink
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            *sink = ProgressSink { sender, last: None };
+        }
+    }
+
+    pub fn clear(&self) {
+        self.point_to(None);
+    }
+
+    /// The host functions every plugin instance of this slot links.
+    pub fn functions(&self) -> Vec<Function> {
+        vec![Function::new(
+            PROGRESS_FUNCTION,
+            [PTR],
+            [],
+            self.0.clone(),
+            report_progress,
+        )]
+    }
+}
+
+fn report_progress(
+    plugin: &mut CurrentPlugin,
+    inputs: &[Val],
+    _outputs: &mut [Val],
+    sink: UserData<ProgressSink>,
+) -> Result<(), extism::Error> {
+    let Some(input) = inputs.first() else {
+        return Err(extism::Error::msg(format!(
+            "{PROGRESS_FUNCTION} takes one argument, a JSON object"
+        )));
+    };
+    let text: String = plugin.memory_get_val(input)?;
+    let report: Progress = serde_json::from_str(&text).map_err(|error| {
+        extism::Error::msg(format!(
+            "{PROGRESS_FUNCTION}: the report must be JSON like {{\"progress\": 50, \"total\": 100}} ({error})"
+        ))
+    })?;
+    sink.get()?
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .report(report);
+    Ok(())
+}
+
+/// The link between a running call and whoever may cancel it.
+///
+/// extism stops a call through its instance's `CancelHandle`, which only
+/// works once the call has started: a cancel that arrives a moment earlier
+/// is lost. So the canceller repeats it until the call has ended, and the
+/// call checks the flag before it starts. The handle is dropped (under the
+/// lock) before the slot goes back to the pool, so a late cancel never
+/// reaches the slot's next call.
+#[derive(Default)]
+pub(crate) struct CallSignal {
+    state: Mutex<SignalState>,
+}
+
+#[derive(Default)]
+struct SignalState {
+    cancelled: bool,
+    finished: bool,
+    handle: Option<CancelHandle>,
+}
+
+impl CallSignal {
+    fn state(&self) -> std::sync::MutexGuard<'_, SignalState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The call is about to start on an instance with `handle`; false when it
+    /// was cancelled already and must not start.
+    pub fn arm(&self, handle: CancelHandle) -> bool {
+        let mut state = self.state();
+        state.handle = Some(handle);
+        !state.cancelled
+    }
+
+    /// The call has ended; its slot may serve another.
+    pub fn finish(&self) {
+        let mut state = self.state();
+        state.handle = None;
+        state.finished = true;
+    }
+
+    /// Stop the call; true while it has not ended (cancel again shortly).
+    pub fn cancel(&self) -> bool {
+        let mut state = self.state();
+        state.cancelled = true;
+        if let Some(handle) = &state.handle {
+            let _ = handle.cancel();
+        }
+        !state.finished
+    }
+
+    pub fn was_cancelled(&self) -> bool {
+        self.state().cancelled
+    }
+}
+
+/// Cancels a call whose caller went away (its future was dropped) before it
+/// ended, so that the instance is freed within milliseconds, not at the
+/// plugin's timeout.
+pub(crate) struct CancelOnDrop(pub Option<Arc<CallSignal>>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        let Some(signal) = self.0.take() else {
+            return;
+        };
+        if !signal.cancel() {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                while signal.cancel() {
+                    tokio::time::sleep(super::pool::CANCEL_RETRY).await;
+                }
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_increasing_progress_goes_through() {
+        let (sender, mut receiver) = mpsc::channel(8);
+        let mut sink = ProgressSink {
+            sender: Some(sender),
+            last: None,
+        };
+        for progress in [0.0, 50.0, 50.0, 40.0, f64::NAN, 100.0] {
+            sink.report(Progress {
+                progress,
+                total: Some(100.0),
+                message: None,
+            });
+        }
+        let mut seen = Vec::new();
+        while let Ok(report) = receiver.try_recv() {
+            seen.push(report.progress);
+        }
+        assert_eq!(seen, [0.0, 50.0, 100.0]);
+    }
+}
