@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Rebuild the sample/test Extism plugins and copy each module next to its
-# source as plugins/<name>/<name>.wasm (plus plugins/hello/hello-v2.wasm).
+# source as plugins/<name>/<name>.wasm (plus plugins/hello/hello-v2.wasm),
+# and the conformance fixture's plugin (examples/conformance/plugin) to
+# examples/conformance/plugins/conformance.wasm.
 #
 # Usage: plugins/build.sh [plugin...]    (default: all plugins)
 #
@@ -9,13 +11,14 @@
 set -euo pipefail
 
 PLUGINS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+CONFORMANCE_DIR="$(cd "$PLUGINS_DIR/../examples/conformance" && pwd)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PLUGINS_DIR/target}"
 
 # Keep local paths (cargo home, checkout location) out of the committed
 # modules' panic-location strings, so rebuilds on other machines match.
 if [[ -z "${RUSTFLAGS:-}" && -z "${CARGO_ENCODED_RUSTFLAGS:-}" ]]; then
   sep=$'\x1f'
-  export CARGO_ENCODED_RUSTFLAGS="--remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo${sep}--remap-path-prefix=$PLUGINS_DIR=/plugins"
+  export CARGO_ENCODED_RUSTFLAGS="--remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo${sep}--remap-path-prefix=$PLUGINS_DIR=/plugins${sep}--remap-path-prefix=$CONFORMANCE_DIR=/conformance"
 fi
 
 # plugin name -> rust target
@@ -26,8 +29,19 @@ declare -A TARGETS=(
   [config-reader]=wasm32-unknown-unknown
   [faults]=wasm32-unknown-unknown
   [sandbox]=wasm32-wasip1
+  [conformance]=wasm32-unknown-unknown
 )
-ALL=(roll-dice hello addition config-reader faults sandbox)
+ALL=(roll-dice hello addition config-reader faults sandbox conformance)
+
+# Where a plugin's Cargo project is (default: plugins/<name>).
+source_dir() {
+  if [[ "$1" == conformance ]]; then echo "$CONFORMANCE_DIR/plugin"; else echo "$PLUGINS_DIR/$1"; fi
+}
+
+# Where a plugin's module goes (default: plugins/<name>/<name>.wasm).
+module_path() {
+  if [[ "$1" == conformance ]]; then echo "$CONFORMANCE_DIR/plugins/conformance.wasm"; else echo "$PLUGINS_DIR/$1/$1.wasm"; fi
+}
 
 die() { echo "build.sh: error: $*" >&2; exit 1; }
 
@@ -51,7 +65,7 @@ build() {
   local target="${TARGETS[$name]}"
   local artifact="$CARGO_TARGET_DIR/$target/release/${name//-/_}.wasm"
   echo "==> $name ($target${*:+, $*}) -> ${out#"$PLUGINS_DIR"/}"
-  (cd "$PLUGINS_DIR/$name" && cargo build --release --target "$target" "$@")
+  (cd "$(source_dir "$name")" && cargo build --release --target "$target" "$@")
   [[ -f "$artifact" ]] || die "expected build output $artifact was not produced"
   cp "$artifact" "$out"
   chmod 644 "$out"
@@ -69,7 +83,7 @@ for name in "${selected[@]}"; do
 done
 
 for name in "${selected[@]}"; do
-  build "$name" "$PLUGINS_DIR/$name/$name.wasm"
+  build "$name" "$(module_path "$name")"
   if [[ "$name" == hello ]]; then
     build hello "$PLUGINS_DIR/hello/hello-v2.wasm" --features v2
   fi
@@ -77,5 +91,5 @@ done
 
 echo "Done:"
 for name in "${selected[@]}"; do
-  ls -l "$PLUGINS_DIR/$name/"*.wasm
+  ls -l "$(dirname "$(module_path "$name")")/"*.wasm
 done
