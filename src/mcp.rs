@@ -264,25 +264,17 @@ fn missing_capabilities(
     serde_json::from_value(Value::Object(missing)).ok()
 }
 
-/// Send the plugin's progress reports to the client as
-/// `notifications/progress` for `token`, until the call ends.
-async fn forward_progress(
-    peer: rmcp::Peer<RoleServer>,
-    token: ProgressToken,
-    mut reports: mpsc::Receiver<Progress>,
-) {
-    while let Some(report) = reports.recv().await {
-        let mut param = ProgressNotificationParam::new(token.clone(), report.progress);
-        if let Some(total) = report.total {
-            param = param.with_total(total);
-        }
-        if let Some(message) = report.message {
-            param = param.with_message(message);
-        }
-        if peer.notify_progress(param).await.is_err() {
-            break;
-        }
+/// Send one progress report to the client as `notifications/progress` for
+/// `token`. A client that cannot take it loses it; the call goes on.
+async fn notify_progress(peer: &rmcp::Peer<RoleServer>, token: &ProgressToken, report: Progress) {
+    let mut param = ProgressNotificationParam::new(token.clone(), report.progress);
+    if let Some(total) = report.total {
+        param = param.with_total(total);
     }
+    if let Some(message) = report.message {
+        param = param.with_message(message);
+    }
+    let _ = peer.notify_progress(param).await;
 }
 
 /// Who is calling: the client's name and its session, when known.
@@ -339,14 +331,14 @@ impl ServerHandler for McpHandler {
         {
             return Err(ErrorData::missing_required_client_capability(required));
         }
-        // Progress reports go out while the plugin runs, and all of them
-        // before the result: the forwarder is awaited once the call ends
-        // (the call drops the sending side).
-        let (progress, forwarder) = match context.meta.get_progress_token() {
-            Some(token) => {
+        // Progress reports go out while the plugin runs, all of them before
+        // the result: the call ends by dropping the sending side, and what
+        // is left in the channel is sent before the answer.
+        let token = context.meta.get_progress_token();
+        let (progress, mut reports) = match token {
+            Some(_) => {
                 let (sender, receiver) = mpsc::channel(PROGRESS_QUEUE);
-                let task = tokio::spawn(forward_progress(context.peer.clone(), token, receiver));
-                (Some(sender), Some(task))
+                (Some(sender), Some(receiver))
             }
             None => (None, None),
         };
@@ -354,13 +346,27 @@ impl ServerHandler for McpHandler {
             progress,
             cancel: Some(context.ct.clone()),
         };
-        let result = self
+        let call = self
             .registry
-            .call_with(source, &request.name, request.arguments, control)
-            .await;
-        if let Some(forwarder) = forwarder {
-            let _ = forwarder.await;
-        }
+            .call_with(source, &request.name, request.arguments, control);
+        let result = match (token, reports.as_mut()) {
+            (Some(token), Some(reports)) => {
+                let peer = &context.peer;
+                tokio::pin!(call);
+                let result = loop {
+                    tokio::select! {
+                        biased;
+                        Some(report) = reports.recv() => notify_progress(peer, &token, report).await,
+                        result = &mut call => break result,
+                    }
+                };
+                while let Ok(report) = reports.try_recv() {
+                    notify_progress(peer, &token, report).await;
+                }
+                result
+            }
+            _ => call.await,
+        };
         match result {
             Ok(reply) => Ok(call_result(reply.output).into()),
             // An unknown tool is a protocol error; everything else is a tool

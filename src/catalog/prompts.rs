@@ -290,6 +290,58 @@ mod tests {
     }
 
     #[test]
+    fn messages_may_be_images_audio_or_resources_checked_on_their_lines() {
+        let text = "\
+prompts:
+  predefined:
+    - name: look
+      messages:
+        - role: user
+          image: { data: aGk=, mimeType: image/png }
+        - role: user
+          resource: { uri: '${uri}', mimeType: text/plain, text: hello }
+        - role: user
+          audio: { data: aGk=, mimeType: image/png }
+        - role: user
+          text: both
+          image: { data: aGk=, mimeType: image/png }
+";
+        let Err(DefinitionError::Invalid { problems }) = parse(text) else {
+            panic!("expected problems");
+        };
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert_eq!(problems[0].line, Some(9), "{}", problems[0]);
+        assert!(
+            problems[0].message.contains("must be audio/"),
+            "{}",
+            problems[0]
+        );
+        assert_eq!(problems[1].line, Some(11), "{}", problems[1]);
+        assert!(
+            problems[1].message.contains("one of `text`, `image`"),
+            "{}",
+            problems[1]
+        );
+        let good = text
+            .replace(
+                "audio: { data: aGk=, mimeType: image/png }",
+                "audio: { data: aGk=, mimeType: audio/wav }",
+            )
+            .replace(
+                "          text: both\n          image: { data: aGk=, mimeType: image/png }\n",
+                "          text: both\n",
+            );
+        let file = parse(&good).unwrap();
+        let messages = &file.definitions.prompts.predefined[0].messages;
+        let block = messages[1]
+            .media_block(|t| t.replace("${uri}", "test://r"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(block.uri(), Some("test://r"));
+        assert_eq!(messages[3].text.as_deref(), Some("both"));
+    }
+
+    #[test]
     fn duplicates_and_empty_prompts_are_reported() {
         let text = format!(
             "{}    - name: greet-user\n      messages: []\n",

@@ -491,6 +491,18 @@ mod tests {
                 "  - name: a\n    uri: a://x\n    mimeType: json\n    contents:\n      - text: t\n",
                 "not a media type",
             ),
+            (
+                "  - name: a\n    uri: a://x\n    contents:\n      - blob: not base64!\n",
+                "`blob` is not base64",
+            ),
+            (
+                "  - name: a\n    uri: a://x\n    contents:\n      - text: t\n        blob: aGk=\n",
+                "`text` or `blob`, not both",
+            ),
+            (
+                "  - name: a\n    uri: a://x\n    contents:\n      - mimeType: text/plain\n",
+                "needs `text` (or `blob`",
+            ),
         ];
         for (entry, says) in cases {
             let found = problems(&format!("resources:\n  static:\n{entry}"));

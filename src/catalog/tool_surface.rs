@@ -323,9 +323,123 @@ fn find_stray_headers(value: &Value, on_chain: bool, at: &str, out: &mut Vec<Str
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use serde_json::json;
 
     use super::*;
+    use crate::catalog::CatalogError;
+
+    fn problems(text: &str) -> Vec<Problem> {
+        match CatalogFile::parse(Path::new("plugins.yml"), text) {
+            Err(CatalogError::Invalid { problems }) => problems,
+            other => panic!("expected problems, got {other:?}"),
+        }
+    }
+
+    const RICH: &str = "\
+plugins:
+  - name: shop
+    path: shop.wasm
+    functions:
+      - function: order
+        title: Order something
+        output: json
+        annotations:
+          readOnlyHint: false
+        icons:
+          - src: https://example.com/cart.png
+            sizes: [48x48]
+        clientCapabilities: [elicitation]
+        inputSchema:
+          type: object
+          properties:
+            item: { type: string, x-mcp-header: Item }
+          required: [item]
+        outputSchema:
+          type: object
+      - function: track
+        arguments:
+          - name: id
+            type: string
+            header: Order-Id
+";
+
+    #[test]
+    fn every_key_of_a_rich_function_is_read() {
+        let file = CatalogFile::parse(Path::new("plugins.yml"), RICH).unwrap();
+        let order = &file.catalog.plugins[0].functions[0];
+        assert_eq!(order.output, OutputKind::Json);
+        assert_eq!(order.title.as_deref(), Some("Order something"));
+        assert_eq!(
+            order.annotations.as_ref().unwrap().read_only_hint,
+            Some(false)
+        );
+        assert_eq!(order.icons[0].sizes, ["48x48"]);
+        assert_eq!(order.client_capabilities, [ClientCapability::Elicitation]);
+        assert!(
+            order
+                .input_schema
+                .as_ref()
+                .unwrap()
+                .check(&json!({"item": "tea"}))
+                .is_ok()
+        );
+        let track = &file.catalog.plugins[0].functions[1];
+        assert_eq!(track.arguments[0].header.as_deref(), Some("Order-Id"));
+        // Written back and read again, nothing is lost.
+        let again = CatalogFile::parse(Path::new("plugins.yml"), &file.catalog.to_yaml()).unwrap();
+        assert_eq!(again.catalog, file.catalog);
+    }
+
+    #[test]
+    fn mistakes_are_reported_on_their_lines() {
+        let text = RICH
+            .replace("        output: json\n", "")
+            .replace(
+                "            item: { type: string, x-mcp-header: Item }",
+                "            item: { type: strin }",
+            )
+            .replace(
+                "            header: Order-Id",
+                "            header: Order Id",
+            )
+            .replace(
+                "      - function: track\n",
+                "      - function: track\n        inputSchema: { type: object }\n",
+            );
+        let found = problems(&text);
+        let lines: Vec<(Option<usize>, &str)> =
+            found.iter().map(|p| (p.line, p.message.as_str())).collect();
+        assert_eq!(found.len(), 4, "{lines:?}");
+        assert_eq!(found[0].line, Some(13), "{lines:?}");
+        assert!(
+            found[0]
+                .message
+                .contains("`inputSchema` is not a valid JSON Schema"),
+            "{lines:?}"
+        );
+        assert_eq!(found[1].line, Some(18), "{lines:?}");
+        assert!(found[1].message.contains("add `output: json`"), "{lines:?}");
+        assert_eq!(found[2].line, Some(21), "{lines:?}");
+        assert!(
+            found[2]
+                .message
+                .contains("`arguments` or an `inputSchema`, not both"),
+            "{lines:?}"
+        );
+        assert_eq!(found[3].line, Some(25), "{lines:?}");
+        assert!(
+            found[3].message.contains("not a valid HTTP header name"),
+            "{lines:?}"
+        );
+        let wrong_kind = RICH.replace("output: json", "output: jsn");
+        assert!(
+            problems(&wrong_kind)[0]
+                .message
+                .contains("expected one of `text`, `json`, `content`")
+        );
+    }
 
     fn schema(value: Value) -> JsonSchema {
         JsonSchema::new(value.as_object().cloned().unwrap_or_default())

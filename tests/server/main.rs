@@ -8,4 +8,5 @@ mod prompts;
 mod protocol;
 mod resources;
 mod security;
+mod surface;
 mod tools;
