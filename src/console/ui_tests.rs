@@ -179,6 +179,21 @@ fn server_log() {
 }
 
 #[test]
+fn resources_and_prompts() {
+    check("library", |app| {
+        keys(app, "4j");
+    });
+}
+
+#[test]
+fn a_resource_template_in_its_form() {
+    check("form_resource", |app| {
+        keys(app, "4jj");
+        app.update(key(KeyCode::Enter));
+    });
+}
+
+#[test]
 fn call_form() {
     check("form", |app| {
         keys(app, "j");
@@ -415,7 +430,7 @@ fn terminal_too_small() {
 #[test]
 fn every_size_from_tiny_to_huge_draws_without_panicking() {
     for (columns, rows) in [(1, 1), (20, 5), (60, 16), (99, 23), (100, 16), (250, 80)] {
-        for setup in ["", "2", "3", "j\n", "?", "2\n"] {
+        for setup in ["", "2", "3", "4", "j\n", "?", "2\n", "4\n"] {
             let mut app = testing::app(columns, rows, false);
             type_text(&mut app, setup);
             render(&app, columns, rows);

@@ -23,10 +23,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio_util::codec::{Decoder, Encoder};
 
-use crate::catalog::ArgumentSpec;
+use crate::catalog::{ArgumentSpec, ParameterSpec, parameter_values};
 use crate::events::ServerEvent;
-use crate::registry::{CallDetail, CallReply, ChangeReport, PluginState};
+use crate::registry::{
+    CallDetail, CallReply, ChangeReport, PluginState, RenderedPrompt, ResourceRead,
+};
 use crate::runtime::CallFailure;
+use crate::templates::UriTemplate;
 
 /// The version of this protocol. A server refuses a console that speaks another.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -71,6 +74,12 @@ impl Frame {
 pub struct Welcome {
     pub server: ServerSummary,
     pub plugins: Vec<PluginView>,
+    /// What resources.yml serves, fixed URIs first, then templates.
+    #[serde(default)]
+    pub resources: Vec<ResourceView>,
+    /// What prompts.yml serves.
+    #[serde(default)]
+    pub prompts: Vec<PromptView>,
     /// The most recent calls, oldest first.
     pub calls: Vec<Arc<ServerEvent>>,
     /// The most recent lines of the server log, oldest first.
@@ -124,6 +133,14 @@ pub enum Update {
     Plugins {
         plugins: Vec<PluginView>,
     },
+    /// The resources as they are now.
+    Resources {
+        resources: Vec<ResourceView>,
+    },
+    /// The prompts as they are now.
+    Prompts {
+        prompts: Vec<PromptView>,
+    },
     /// New lines of the server log.
     Log {
         lines: Vec<String>,
@@ -144,6 +161,13 @@ pub enum Request {
     ReloadPlugin { plugin: String },
     /// Re-read plugins.yml and apply what changed.
     ReloadAll,
+    /// Read a resource, as an MCP client's `resources/read` does.
+    ReadResource { uri: String },
+    /// Render a prompt, as an MCP client's `prompts/get` does.
+    RenderPrompt {
+        name: String,
+        arguments: Map<String, Value>,
+    },
     /// The full arguments and output of a recent call.
     CallDetail { call: u64 },
     /// The tokens themselves (the welcome has them masked).
@@ -159,6 +183,12 @@ pub enum Reply {
     },
     Reloaded {
         result: Result<ChangeReport, String>,
+    },
+    Read {
+        result: Result<ResourceRead, CallFailure>,
+    },
+    Rendered {
+        result: Result<RenderedPrompt, CallFailure>,
     },
     CallDetail {
         /// `None` when the server no longer keeps that call's payloads.
@@ -243,6 +273,78 @@ impl ToolView {
 
     pub fn skeleton(&self) -> String {
         crate::registry::skeleton(&self.arguments)
+    }
+}
+
+/// A resource of resources.yml as a console shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResourceView {
+    pub name: String,
+    /// Its URI, or its URI template when it has variables.
+    pub uri: String,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub mime_type: Option<String>,
+    /// The template's variables, as declared (none for a fixed URI).
+    pub parameters: Vec<ParameterSpec>,
+    /// The plugin and function that compute it, if a plugin does.
+    pub computed_by: Option<(String, String)>,
+    /// Its line in resources.yml.
+    pub line: Option<usize>,
+}
+
+impl ResourceView {
+    /// Whether its URI has variables to fill.
+    pub fn is_template(&self) -> bool {
+        !self.parameters.is_empty()
+    }
+
+    /// The URI to read with `values` for the variables, or what is wrong
+    /// with them: the checks the server makes.
+    pub fn uri_for(&self, values: &Map<String, Value>) -> Result<String, String> {
+        let texts = parameter_values(&self.parameters, values).map_err(|problems| {
+            format!(
+                "invalid variables for `{}`: {}",
+                self.uri,
+                problems.join("; ")
+            )
+        })?;
+        let template = UriTemplate::parse(&self.uri)?;
+        template.expand(|name| {
+            texts
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, text)| text.as_str())
+        })
+    }
+}
+
+/// A prompt of prompts.yml as a console shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PromptView {
+    pub name: String,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub parameters: Vec<ParameterSpec>,
+    /// How many messages it renders.
+    pub messages: usize,
+    /// Its line in prompts.yml.
+    pub line: Option<usize>,
+}
+
+impl PromptView {
+    /// Whether `values` fit the declared arguments, and if not why: the
+    /// checks the server makes.
+    pub fn check(&self, values: &Map<String, Value>) -> Result<(), String> {
+        parameter_values(&self.parameters, values)
+            .map(drop)
+            .map_err(|problems| {
+                format!(
+                    "invalid arguments for prompt `{}`: {}",
+                    self.name,
+                    problems.join("; ")
+                )
+            })
     }
 }
 
@@ -357,8 +459,9 @@ mod tests {
 
     use super::*;
     use crate::catalog::ArgumentType;
+    use crate::catalog::MessageRole;
     use crate::events::{CallEvent, CallSource, CallStatus, Change, LifecycleEvent};
-    use crate::registry::PluginChange;
+    use crate::registry::{PluginChange, RenderedMessage, ResourceContent};
     use crate::runtime::FailureKind;
 
     fn call(id: u64, status: CallStatus) -> Arc<ServerEvent> {
@@ -414,6 +517,33 @@ mod tests {
         }
     }
 
+    fn resource() -> ResourceView {
+        ResourceView {
+            name: "dice".into(),
+            uri: "dice://{count}d{faces}".into(),
+            title: Some("Dice".into()),
+            description: None,
+            mime_type: Some("application/json".into()),
+            parameters: vec![ParameterSpec::text("count"), ParameterSpec::text("faces")],
+            computed_by: Some(("roll-dice".into(), "rollDice".into())),
+            line: Some(7),
+        }
+    }
+
+    fn prompt() -> PromptView {
+        PromptView {
+            name: "greet".into(),
+            title: None,
+            description: Some("Greet".into()),
+            parameters: vec![ParameterSpec {
+                required: false,
+                ..ParameterSpec::text("nickName")
+            }],
+            messages: 2,
+            line: None,
+        }
+    }
+
     /// One frame of every kind, with every kind of update, request and reply.
     fn every_frame() -> Vec<Frame> {
         let counters = Counters {
@@ -437,6 +567,8 @@ mod tests {
                     catalog: "plugins.yml".into(),
                 },
                 plugins: vec![plugin()],
+                resources: vec![resource()],
+                prompts: vec![prompt()],
                 calls: vec![call(
                     1,
                     CallStatus::Ok {
@@ -473,6 +605,12 @@ mod tests {
                     Update::Plugins {
                         plugins: vec![plugin()],
                     },
+                    Update::Resources {
+                        resources: vec![resource()],
+                    },
+                    Update::Prompts {
+                        prompts: vec![prompt()],
+                    },
                     Update::Log {
                         lines: vec!["WARN x".into()],
                     },
@@ -489,6 +627,13 @@ mod tests {
                 plugin: "hello".into(),
             },
             Request::ReloadAll,
+            Request::ReadResource {
+                uri: "dice://3d6".into(),
+            },
+            Request::RenderPrompt {
+                name: "greet".into(),
+                arguments: serde_json::from_str(r#"{"nickName":"Bob"}"#).unwrap(),
+            },
             Request::CallDetail { call: 9 },
             Request::Tokens,
         ];
@@ -523,6 +668,33 @@ mod tests {
             },
             Reply::Reloaded {
                 result: Err("plugins.yml is gone".into()),
+            },
+            Reply::Read {
+                result: Ok(ResourceRead {
+                    call_id: 4,
+                    contents: vec![ResourceContent {
+                        uri: "dice://3d6".into(),
+                        mime_type: Some("application/json".into()),
+                        text: "11".into(),
+                        meta: serde_json::from_str(r#"{"firstName":"Bob"}"#).unwrap(),
+                    }],
+                }),
+            },
+            Reply::Rendered {
+                result: Ok(RenderedPrompt {
+                    call_id: 5,
+                    description: Some("Greet".into()),
+                    messages: vec![RenderedMessage {
+                        role: MessageRole::User,
+                        text: "Hello Bob".into(),
+                    }],
+                }),
+            },
+            Reply::Rendered {
+                result: Err(CallFailure::new(
+                    FailureKind::UnknownPrompt,
+                    "no such prompt",
+                )),
             },
             Reply::CallDetail {
                 detail: Some(CallDetail {

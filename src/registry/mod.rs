@@ -37,7 +37,7 @@ pub use definitions::{DefinitionChange, DefinitionLocation, DefinitionPaths, Ser
 pub use edits::{Edited, OwnsFile};
 pub use prompts::{PromptSet, RenderedMessage, RenderedPrompt, ServedPrompt};
 pub use resources::{ResourceContent, ResourceEdit, ResourceRead, ResourceSet, ServedResource};
-pub use tool::{Tool, plugin_input, signature, skeleton};
+pub use tool::{Tool, plugin_input, signature, signature_of, skeleton, skeleton_of};
 
 use crate::catalog::{CatalogError, CatalogFile, PluginSpec};
 use crate::events::{CallEvent, CallKind, CallSource, CallStatus, EventBus, ServerEvent, preview};

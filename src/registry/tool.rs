@@ -77,19 +77,25 @@ impl Tool {
 /// for each argument in the declared order (serde_json's map would sort
 /// them, and the order is the one the plugin author chose to explain).
 pub fn skeleton(declared: &[ArgumentSpec]) -> String {
-    if declared.is_empty() {
-        return "{}".into();
-    }
+    skeleton_of(declared.iter().map(|a| (a.name.as_str(), a.kind)))
+}
+
+/// The skeleton of [`skeleton`] for (name, type) pairs: tool arguments,
+/// prompt arguments, template variables.
+pub fn skeleton_of<'a>(declared: impl IntoIterator<Item = (&'a str, ArgumentType)>) -> String {
     let fields: Vec<String> = declared
-        .iter()
-        .map(|argument| {
+        .into_iter()
+        .map(|(name, kind)| {
             format!(
                 "  {}: {}",
-                Value::String(argument.name.clone()),
-                argument.kind.placeholder()
+                Value::String(name.to_string()),
+                kind.placeholder()
             )
         })
         .collect();
+    if fields.is_empty() {
+        return "{}".into();
+    }
     format!("{{\n{}\n}}", fields.join(",\n"))
 }
 
@@ -160,7 +166,7 @@ pub fn signature(declared: &[ArgumentSpec]) -> String {
 
 /// `{numFaces: integer, label: string (optional)}` for (name, type,
 /// required) triples: tool arguments, prompt arguments.
-pub(super) fn signature_of<'a>(
+pub fn signature_of<'a>(
     declared: impl IntoIterator<Item = (&'a str, ArgumentType, bool)>,
 ) -> String {
     let parts: Vec<String> = declared

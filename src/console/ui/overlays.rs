@@ -11,7 +11,7 @@ use crate::console::app::{App, CallDetailView, Overlay, ReportView};
 use crate::console::form::pretty;
 use crate::console::format::{self, clock_time};
 use crate::console::keymap::{self, HELP_ORDER, KEYMAP};
-use crate::events::{CallStatus, Change};
+use crate::events::{CallKind, CallStatus, Change};
 use crate::registry::PluginState;
 
 /// Draw the overlay, if any, over `body` (the header and the hint bar stay
@@ -160,12 +160,13 @@ fn call_lines<'a>(app: &App, view: &'a CallDetailView) -> Vec<Line<'a>> {
     let call = view.row.call();
     let mut lines = vec![
         Line::from(vec![
-            Span::styled(call.tool.to_string(), theme.name),
+            Span::styled(view.row.label(), theme.name),
             Span::styled(
-                if call.plugin.is_empty() {
-                    " (unknown tool)".to_string()
-                } else {
-                    format!(" of plugin {}", call.plugin)
+                match (call.kind, call.plugin.is_empty()) {
+                    (CallKind::Tool, true) => " (unknown tool)".to_string(),
+                    (CallKind::Tool, false) => format!(" of plugin {}", call.plugin),
+                    (_, false) => format!(", computed by plugin {}", call.plugin),
+                    (_, true) => String::new(),
                 },
                 theme.dim,
             ),
