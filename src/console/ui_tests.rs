@@ -17,7 +17,7 @@ use super::theme::Theme;
 use super::ui;
 use crate::control::{Reply, Update};
 use crate::events::Change;
-use crate::registry::{CallReply, ChangeReport, PluginChange};
+use crate::registry::{CallReply, ChangeReport, DefinitionChange, PluginChange};
 use crate::runtime::{CallFailure, FailureKind};
 
 /// Answer the request `sent` with `reply`.
@@ -327,6 +327,11 @@ fn reload_report() {
                         message: "reloaded with 2 instances in 14 ms".into(),
                     },
                 ],
+                definitions: vec![DefinitionChange {
+                    file: "resources.yml".into(),
+                    change: Change::Replaced,
+                    message: "1 resource and 2 templates".into(),
+                }],
                 ..Default::default()
             }),
         });

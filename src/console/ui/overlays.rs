@@ -365,14 +365,20 @@ fn report_lines<'a>(app: &App, report: &'a ReportView) -> Vec<Line<'a>> {
             Line::styled("Nothing changed: the reload could not start.", theme.error),
             Line::raw(error.as_str()),
         ],
-        Ok(changes) => {
-            let count = |change| {
-                changes
-                    .changes
-                    .iter()
-                    .filter(|c| c.change == change)
-                    .count()
-            };
+        Ok(report) => {
+            // Plugins, then the definition files (resources.yml, prompts.yml).
+            let rows: Vec<(&str, Change, &str)> = report
+                .changes
+                .iter()
+                .map(|c| (c.plugin.as_str(), c.change, c.message.as_str()))
+                .chain(
+                    report
+                        .definitions
+                        .iter()
+                        .map(|d| (d.file.as_str(), d.change, d.message.as_str())),
+                )
+                .collect();
+            let count = |change| rows.iter().filter(|row| row.1 == change).count();
             let summary: Vec<String> = [
                 (Change::Added, "added"),
                 (Change::Replaced, "reloaded"),
@@ -390,27 +396,26 @@ fn report_lines<'a>(app: &App, report: &'a ReportView) -> Vec<Line<'a>> {
                 } else {
                     summary.join(", ")
                 },
-                if changes.has_failures() {
+                if report.has_failures() {
                     theme.error
                 } else {
                     theme.ok
                 },
             )];
-            if changes.has_failures() {
+            if report.has_failures() {
                 lines.push(Line::styled(
-                    "A plugin that failed keeps serving its previous version, if it had one.",
+                    "What failed keeps serving its previous version, if it had one.",
                     theme.dim,
                 ));
             }
             lines.push(Line::default());
-            let name_width = changes
-                .changes
+            let name_width = rows
                 .iter()
-                .map(|c| c.plugin.chars().count())
+                .map(|row| row.0.chars().count())
                 .max()
                 .unwrap_or(0);
-            for change in &changes.changes {
-                let (word, style) = match change.change {
+            for (name, change, message) in rows {
+                let (word, style) = match change {
                     Change::Added => ("added", theme.ok),
                     Change::Replaced => ("reloaded", theme.ok),
                     Change::Removed => ("removed", theme.warn),
@@ -419,9 +424,9 @@ fn report_lines<'a>(app: &App, report: &'a ReportView) -> Vec<Line<'a>> {
                     Change::Reloading => ("reloading", theme.warn),
                 };
                 lines.push(Line::from(vec![
-                    Span::styled(format!("{:<name_width$}  ", change.plugin), theme.name),
+                    Span::styled(format!("{name:<name_width$}  "), theme.name),
                     Span::styled(format!("{word:<9}  "), style),
-                    Span::raw(change.message.as_str()),
+                    Span::raw(message),
                 ]));
             }
             lines
