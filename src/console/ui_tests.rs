@@ -332,7 +332,6 @@ fn reload_report() {
                     change: Change::Replaced,
                     message: "1 resource and 2 templates".into(),
                 }],
-                ..Default::default()
             }),
         });
     });
