@@ -12,7 +12,9 @@ use crate::console::form::{FormOutcome, Validation};
 use crate::console::testing::{
     self, app, counters, ctrl, key, keys, press, tick, type_text, updates,
 };
+use crate::control::{Reply, Update};
 use crate::events::{CallEvent, CallSource, CallStatus, LifecycleEvent};
+use crate::events::{Change, ServerEvent};
 use crate::registry::{CallReply, ChangeReport, PluginChange};
 use crate::runtime::{CallFailure, FailureKind};
 
