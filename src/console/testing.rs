@@ -18,7 +18,7 @@ use crate::control::{
     Counters, PluginView, PromptView, Reply, ResourceView, ServerSummary, Update, Welcome,
     plugin_views,
 };
-use crate::events::{CallEvent, CallSource, CallStatus, ServerEvent};
+use crate::events::{CallEvent, CallSource, CallStatus, ServerEvent, SharedEvent};
 use crate::registry::{CallDetail, Registry, RegistryOptions};
 use crate::runtime::{CallFailure, CompileCache, FailureKind, RuntimeSettings};
 
@@ -320,7 +320,7 @@ pub fn welcome() -> Welcome {
         plugins: plugins(),
         resources: resources(),
         prompts: prompts(),
-        calls: calls(),
+        calls: calls().into_iter().map(SharedEvent::new).collect(),
         log: log_lines(),
         counters: Counters::default(),
     }

@@ -15,7 +15,6 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::BytesMut;
@@ -24,7 +23,7 @@ use serde_json::{Map, Value};
 use tokio_util::codec::{Decoder, Encoder};
 
 use crate::catalog::{ArgumentSpec, ParameterSpec, parameter_values};
-use crate::events::ServerEvent;
+use crate::events::SharedEvent;
 use crate::registry::{
     CallDetail, CallReply, ChangeReport, PluginState, RenderedPrompt, ResourceRead,
 };
@@ -81,7 +80,7 @@ pub struct Welcome {
     #[serde(default)]
     pub prompts: Vec<PromptView>,
     /// The most recent calls, oldest first.
-    pub calls: Vec<Arc<ServerEvent>>,
+    pub calls: Vec<SharedEvent>,
     /// The most recent lines of the server log, oldest first.
     pub log: Vec<String>,
     pub counters: Counters,
@@ -123,7 +122,7 @@ pub struct Counters {
 pub enum Update {
     /// A call finished, or a plugin changed.
     Event {
-        event: Arc<ServerEvent>,
+        event: SharedEvent,
     },
     /// The console looked too seldom and missed this many events.
     Missed {
@@ -460,12 +459,13 @@ mod tests {
     use super::*;
     use crate::catalog::ArgumentType;
     use crate::catalog::MessageRole;
-    use crate::events::{CallEvent, CallSource, CallStatus, Change, LifecycleEvent};
+    use crate::events::{CallEvent, CallSource, CallStatus, Change, LifecycleEvent, ServerEvent};
     use crate::registry::{PluginChange, RenderedMessage, ResourceContent};
     use crate::runtime::FailureKind;
+    use std::sync::Arc;
 
-    fn call(id: u64, status: CallStatus) -> Arc<ServerEvent> {
-        Arc::new(ServerEvent::Call(CallEvent {
+    fn call(id: u64, status: CallStatus) -> SharedEvent {
+        SharedEvent::new(Arc::new(ServerEvent::Call(CallEvent {
             id,
             started: SystemTime::UNIX_EPOCH + Duration::from_millis(1_767_268_800_123),
             source: CallSource::Mcp {
@@ -479,7 +479,7 @@ mod tests {
             status,
             duration: Duration::from_micros(812),
             overlapping: 2,
-        }))
+        })))
     }
 
     fn plugin() -> PluginView {
@@ -593,13 +593,13 @@ mod tests {
                         ),
                     },
                     Update::Event {
-                        event: Arc::new(ServerEvent::Lifecycle(LifecycleEvent {
+                        event: SharedEvent::new(Arc::new(ServerEvent::Lifecycle(LifecycleEvent {
                             at: SystemTime::UNIX_EPOCH + Duration::from_millis(5),
                             origin: "console".into(),
                             plugin: Some("hello".into()),
                             change: Change::Reloading,
                             message: String::new(),
-                        })),
+                        }))),
                     },
                     Update::Missed { count: 3 },
                     Update::Plugins {

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use super::{App, Connection, Notice, Pending, ServerView, Tokens};
 use crate::console::calls::CallRow;
 use crate::control::{Counters, Reply, Update, Welcome};
-use crate::events::{Change, ServerEvent};
+use crate::events::{Change, ServerEvent, SharedEvent};
 
 impl App {
     pub(super) fn on_welcome(&mut self, welcome: Welcome, at: Instant) {
@@ -19,8 +19,12 @@ impl App {
         self.set_plugins(welcome.plugins);
         self.set_resources(welcome.resources);
         self.set_prompts(welcome.prompts);
-        self.calls
-            .replace(welcome.calls.into_iter().filter_map(CallRow::new));
+        self.calls.replace(
+            welcome
+                .calls
+                .iter()
+                .filter_map(|e| CallRow::new(e.event().clone())),
+        );
         self.log.replace(welcome.log);
         self.stats.window = None;
         self.set_counters(welcome.counters);
@@ -44,7 +48,7 @@ impl App {
         self.now = self.now.max(at);
     }
 
-    pub(super) fn on_server_event(&mut self, event: std::sync::Arc<ServerEvent>) {
+    pub(super) fn on_server_event(&mut self, event: SharedEvent) {
         if let ServerEvent::Lifecycle(change) = &*event {
             if let Some(plugin) = &change.plugin {
                 if change.change == Change::Reloading {
@@ -55,7 +59,7 @@ impl App {
             }
             return;
         }
-        if let Some(row) = CallRow::new(event) {
+        if let Some(row) = CallRow::new(event.event().clone()) {
             self.calls.push(row);
         }
     }

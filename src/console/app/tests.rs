@@ -65,7 +65,7 @@ fn server_event(event: ServerEvent) -> ConsoleEvent {
     updates(
         3725,
         vec![Update::Event {
-            event: Arc::new(event),
+            event: crate::events::SharedEvent::new(Arc::new(event)),
         }],
     )
 }
