@@ -723,15 +723,21 @@ fn attached(runtime: &tokio::runtime::Runtime, options: &Options) {
         "tools/call `add`, {connections} connections, {} s per run, one headless server, 0/1/4 consoles attached (order turns each round)",
         options.seconds
     );
-    println!("round   0 consoles calls/s   1 console calls/s   4 consoles calls/s   1/0     4/0");
+    println!(
+        "round   0 consoles calls/s   1 console calls/s   4 consoles calls/s   1/0     4/0     server µs CPU/call (0, 1, 4)"
+    );
     let mut ratios = [Vec::new(), Vec::new()];
     for round in 0..options.attached {
         let server = Server::start(false);
         let mut rates = [0.0; 3];
+        let mut per_call = [0.0; 3];
         for step in 0..COUNTS.len() {
             let index = (step + round) % COUNTS.len();
             let consoles = runtime.block_on(attach_consoles(&server.address, COUNTS[index]));
+            let before = cpu_time(server.pid(), |_| true);
             let result = runtime.block_on(run_level(&server.address, connections, options.seconds));
+            let used = cpu_time(server.pid(), |_| true).saturating_sub(before);
+            per_call[index] = used.as_secs_f64() * 1e6 / result.calls.max(1) as f64;
             assert_eq!(result.failures, 0, "calls failed");
             for console in &consoles {
                 assert!(
@@ -746,11 +752,14 @@ fn attached(runtime: &tokio::runtime::Runtime, options: &Options) {
         ratios[0].push(one);
         ratios[1].push(four);
         println!(
-            "{:>5}   {:>18.0}   {:>17.0}   {:>18.0}   {one:.3}   {four:.3}",
+            "{:>5}   {:>18.0}   {:>17.0}   {:>18.0}   {one:.3}   {four:.3}   {:.1}, {:.1}, {:.1}",
             round + 1,
             rates[0],
             rates[1],
-            rates[2]
+            rates[2],
+            per_call[0],
+            per_call[1],
+            per_call[2]
         );
     }
     for (ratios, what) in ratios

@@ -7,7 +7,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
@@ -195,7 +195,71 @@ pub enum ServerEvent {
 pub struct EventBus {
     sender: broadcast::Sender<Arc<ServerEvent>>,
     next_call_id: Arc<AtomicU64>,
-    recent: Arc<Mutex<Ring<Arc<ServerEvent>>>>,
+    recent: Arc<Mutex<Ring<SharedEvent>>>,
+}
+
+/// A published event as the recent-events ring keeps it: shared by every
+/// console it is sent to, with its JSON made once for all of them (a call
+/// record is serialised once, however many consoles are attached).
+#[derive(Clone)]
+pub struct SharedEvent(Arc<Shared>);
+
+struct Shared {
+    event: Arc<ServerEvent>,
+    json: OnceLock<Box<serde_json::value::RawValue>>,
+}
+
+impl SharedEvent {
+    pub fn new(event: Arc<ServerEvent>) -> Self {
+        Self(Arc::new(Shared {
+            event,
+            json: OnceLock::new(),
+        }))
+    }
+
+    pub fn event(&self) -> &Arc<ServerEvent> {
+        &self.0.event
+    }
+}
+
+impl std::ops::Deref for SharedEvent {
+    type Target = ServerEvent;
+
+    fn deref(&self) -> &ServerEvent {
+        &self.0.event
+    }
+}
+
+impl fmt::Debug for SharedEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.event.fmt(f)
+    }
+}
+
+impl PartialEq for SharedEvent {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.event == other.0.event
+    }
+}
+
+impl Serialize for SharedEvent {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        // JSON is what consoles are sent; anything else is made each time.
+        match self
+            .0
+            .json
+            .get_or_init(|| serde_json::value::to_raw_value(&*self.0.event).unwrap_or_default())
+        {
+            raw if raw.get() != "null" => raw.serialize(serializer),
+            _ => self.0.event.serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for SharedEvent {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        ServerEvent::deserialize(deserializer).map(|event| Self::new(Arc::new(event)))
+    }
 }
 
 /// What a reader of the recent events gets: the events after the number it
@@ -203,7 +267,7 @@ pub struct EventBus {
 /// next time.
 #[derive(Debug, Default)]
 pub struct RecentEvents {
-    pub events: Vec<Arc<ServerEvent>>,
+    pub events: Vec<SharedEvent>,
     pub missed: u64,
     pub next: u64,
 }
@@ -232,13 +296,13 @@ impl EventBus {
     /// Publish without waiting; nobody listening is fine.
     pub fn publish(&self, event: ServerEvent) {
         let event = Arc::new(event);
-        self.recent().push(Arc::clone(&event));
+        self.recent().push(SharedEvent::new(Arc::clone(&event)));
         if self.sender.receiver_count() > 0 {
             let _ = self.sender.send(event);
         }
     }
 
-    fn recent(&self) -> std::sync::MutexGuard<'_, Ring<Arc<ServerEvent>>> {
+    fn recent(&self) -> std::sync::MutexGuard<'_, Ring<SharedEvent>> {
         // A panic while pushing cannot leave the ring half-changed.
         self.recent.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -258,7 +322,7 @@ impl EventBus {
 
     /// The last `count` calls kept (oldest first), and the number from
     /// which `recent_since` gives what comes after them.
-    pub fn last_calls(&self, count: usize) -> (Vec<Arc<ServerEvent>>, u64) {
+    pub fn last_calls(&self, count: usize) -> (Vec<SharedEvent>, u64) {
         let recent = self.recent();
         let mut calls: Vec<_> = recent
             .iter()
@@ -548,6 +612,18 @@ mod tests {
             panic!("a call record");
         };
         assert_eq!(old.kind, CallKind::Tool);
+    }
+
+    #[test]
+    fn a_shared_event_reads_and_writes_as_the_event_itself() {
+        let event = lifecycle("made once");
+        let plain = serde_json::to_string(&event).unwrap();
+        let shared = SharedEvent::new(Arc::new(event));
+        // Made once, then the same bytes for every reader.
+        assert_eq!(serde_json::to_string(&shared).unwrap(), plain);
+        assert_eq!(serde_json::to_string(&shared).unwrap(), plain);
+        let back: SharedEvent = serde_json::from_str(&plain).unwrap();
+        assert_eq!(back, shared);
     }
 
     #[test]

@@ -217,6 +217,65 @@ fn two_consoles_see_every_call_call_and_reload_and_one_leaves_without_harm() {
     );
 }
 
+/// A console reads resources and renders prompts as an MCP client would,
+/// and sees them in the call log by kind.
+#[test]
+fn a_console_reads_a_computed_resource_and_renders_a_prompt() {
+    let server = Server::start();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let mut console = Console::attach(&Target::Socket(server.socket.clone())).await;
+        // The repository's sample resources.yml and prompts.yml, beside plugins.yml.
+        let resources: Vec<&str> = console.welcome.resources.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(resources, ["llm-instructions", "greet-user", "dice"]);
+        let dice = console.welcome.resources[2].clone();
+        assert_eq!(dice.computed_by, Some(("roll-dice".into(), "rollDice".into())));
+        assert_eq!(console.welcome.prompts[0].name, "roll-dice");
+
+        let uri = dice
+            .uri_for(json!({"numDice": 3, "numFaces": 1}).as_object().unwrap())
+            .expect("the variables fit");
+        assert_eq!(uri, "dice://3d1");
+        let reply = console.ask(Request::ReadResource { uri }).await;
+        let Reply::Read { result: Ok(read) } = reply else {
+            panic!("expected the contents, got {reply:?}");
+        };
+        // Three dice of one face: always 3.
+        assert_eq!(read.contents[0].text, "3");
+        console
+            .wait_for("the read in the call log", |u| {
+                matches!(u, Update::Event { event } if matches!(&**event,
+                    ServerEvent::Call(call) if call.kind == wasimancer::events::CallKind::Resource
+                        && &*call.tool == "dice" && &*call.plugin == "roll-dice"))
+            })
+            .await;
+
+        let reply = console
+            .ask(Request::RenderPrompt {
+                name: "roll-dice".into(),
+                arguments: json!({"numDice": 2, "numFaces": 20}).as_object().cloned().unwrap(),
+            })
+            .await;
+        let Reply::Rendered { result: Ok(rendered) } = reply else {
+            panic!("expected the messages, got {reply:?}");
+        };
+        assert_eq!(
+            rendered.messages[0].text,
+            "Roll 2 dice with 20 faces each and tell me the total."
+        );
+        let reply = console
+            .ask(Request::RenderPrompt {
+                name: "roll-dice".into(),
+                arguments: json!({"numDice": "many"}).as_object().cloned().unwrap(),
+            })
+            .await;
+        assert!(
+            matches!(&reply, Reply::Rendered { result: Err(failure) } if failure.message.contains("`numDice` must be an integer")),
+            "{reply:?}"
+        );
+    });
+}
+
 #[test]
 fn over_http_a_console_needs_the_admin_token() {
     let server = Server::start();

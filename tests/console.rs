@@ -309,6 +309,47 @@ fn the_console_calls_a_tool_from_its_form_and_shows_every_call_live() {
     tmux.wait_until_dead("q did not stop the process");
 }
 
+#[test]
+fn the_console_reads_a_resource_a_plugin_computes_and_renders_a_prompt() {
+    let mut tmux = Tmux::new();
+    tmux.start();
+    tmux.wait_for("the console with its resources", |s| {
+        s.contains("plugins 4 loaded") && s.contains("dice  dice://")
+    });
+    // The resources-and-prompts pane: llm-instructions, greet-user, dice.
+    tmux.keys(&["4", "j", "j", "Enter"]);
+    tmux.wait_for("the read form", |s| s.contains("Read dice"));
+    // Three dice of one face: numDice on line 2, numFaces on line 3.
+    tmux.keys(&[
+        "Down", "End", "Left", "BSpace", "3", "Down", "End", "BSpace", "1",
+    ]);
+    tmux.wait_for("valid variables", |s| s.contains("✓ valid"));
+    tmux.keys(&["C-s"]);
+    tmux.wait_for("the contents the plugin computed", |s| {
+        s.contains("Result · ok") && s.lines().any(|line| line.contains("│3 "))
+    });
+    // The prompt renders with its arguments filled in.
+    tmux.keys(&["Escape", "G", "Enter"]);
+    tmux.wait_for("the render form", |s| s.contains("Render roll-dice"));
+    tmux.keys(&[
+        "Down", "End", "Left", "BSpace", "2", "Down", "End", "BSpace", "2", "0",
+    ]);
+    tmux.keys(&["C-s"]);
+    tmux.wait_for("the rendered prompt", |s| {
+        s.contains("Roll 2 dice with 20 faces each")
+    });
+    // Both are in the call log, by kind.
+    tmux.keys(&["Escape", "2"]);
+    let screen = tmux.wait_for("the read and the render in the calls pane", |s| {
+        row_with(s, "read dice", "console").is_some()
+            && row_with(s, "prompt roll", "console").is_some()
+    });
+    assert!(
+        row_with(&screen, "read dice", "console").is_some_and(|row| row.contains("ok")),
+        "{screen}"
+    );
+}
+
 /// A server running on its own (as under systemd), with its control socket
 /// in a private folder.
 fn headless_server(socket: &Path) -> (Headless, String) {

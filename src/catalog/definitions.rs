@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::de::{DeserializeOwned, Deserializer};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::source_map::Step;
 use super::{ArgumentType, Problem, ProblemList, Scalar, SourceMap};
@@ -311,6 +311,39 @@ impl ParameterSpec {
 }
 
 /// Check the parameters of one entry: names present and unique.
+/// Check the values a client sent for `parameters`: every one declared,
+/// every required one there, each of its type. The values as text (for
+/// `${…}` and URIs), in declared order, or every problem found. The server
+/// and the console's form check with this one function.
+pub fn parameter_values(
+    parameters: &[ParameterSpec],
+    given: &Map<String, Value>,
+) -> Result<Vec<(String, String)>, Vec<String>> {
+    let mut problems: Vec<String> = given
+        .keys()
+        .filter(|key| !parameters.iter().any(|p| &p.name == *key))
+        .map(|key| format!("unknown argument `{key}`"))
+        .collect();
+    let mut values = Vec::new();
+    for parameter in parameters {
+        match given.get(&parameter.name) {
+            Some(Value::Null) | None if parameter.required => {
+                problems.push(format!("missing required argument `{}`", parameter.name))
+            }
+            Some(Value::Null) | None => values.push((parameter.name.clone(), String::new())),
+            Some(value) => match parameter.parse_value(value) {
+                Ok((text, _)) => values.push((parameter.name.clone(), text)),
+                Err(problem) => problems.push(problem),
+            },
+        }
+    }
+    if problems.is_empty() {
+        Ok(values)
+    } else {
+        Err(problems)
+    }
+}
+
 pub fn parameter_problems(
     at: &Locator<'_>,
     entry: &[Step],

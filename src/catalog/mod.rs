@@ -23,7 +23,9 @@ use std::path::{Component, Path, PathBuf};
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 
-pub use definitions::{DefinitionError, DefinitionFile, Definitions, ParameterSpec};
+pub use definitions::{
+    DefinitionError, DefinitionFile, Definitions, ParameterSpec, parameter_values,
+};
 pub use prompts::{MessageRole, MessageSpec, PromptCatalog, PromptSections, PromptSpec};
 pub use resources::{ContentSpec, ResourceCatalog, ResourceKind, ResourceSections, ResourceSpec};
 pub use source_map::{SourceMap, Step};

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::scrollback::{RowFilter, Scrollback};
-use crate::events::{CallEvent, CallStatus, ServerEvent};
+use crate::events::{CallEvent, CallKind, CallStatus, ServerEvent};
 
 /// How many calls the console keeps.
 pub const CALLS_KEPT: usize = 10_000;
@@ -17,6 +17,17 @@ impl CallRow {
     /// The row for `event`, if it is a call.
     pub fn new(event: Arc<ServerEvent>) -> Option<Self> {
         matches!(*event, ServerEvent::Call(_)).then_some(Self(event))
+    }
+
+    /// What the call was, as the log names it: the tool, `read NAME` for a
+    /// resource, `prompt NAME` for a prompt.
+    pub fn label(&self) -> String {
+        let call = self.call();
+        match call.kind {
+            CallKind::Tool => call.tool.to_string(),
+            CallKind::Resource => format!("read {}", call.tool),
+            CallKind::Prompt => format!("prompt {}", call.tool),
+        }
     }
 
     pub fn call(&self) -> &CallEvent {
@@ -95,8 +106,9 @@ impl CallFilter {
                         || kind.as_str().contains(term.as_str())
                 }
             };
+            let kind = || call.kind.as_str().contains(term.as_str());
             match field {
-                Field::Any => tool() || plugin() || source() || status(),
+                Field::Any => tool() || plugin() || source() || status() || kind(),
                 Field::Tool => tool(),
                 Field::Plugin => plugin(),
                 Field::Source => source(),

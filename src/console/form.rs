@@ -1,13 +1,142 @@
-//! The call form: a JSON editor for one tool's arguments, checked as the
-//! operator types with the same checks the server makes, a history of the
-//! arguments sent, and the outcome of the last call.
+//! The call form: a JSON editor for the arguments of a tool (or the
+//! variables of a resource template, or the arguments of a prompt), checked
+//! as the operator types with the same checks the server makes, a history
+//! of the arguments sent, and the outcome of the last call, read or render.
 
 use ratatui::style::Style;
 use ratatui_textarea::TextArea;
 use serde_json::{Map, Value};
 
-use crate::control::ToolView;
+use crate::catalog::ArgumentType;
+use crate::control::{PromptView, Request, ResourceView, ToolView};
+use crate::registry::{signature_of, skeleton_of};
 use crate::runtime::FailureKind;
+
+/// What a form sends: a tool's call, a resource's read, a prompt's render.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FormTarget {
+    Tool(ToolView),
+    Resource(ResourceView),
+    Prompt(PromptView),
+}
+
+/// One argument as the form lists it.
+#[derive(Debug, Clone, Copy)]
+pub struct Field<'a> {
+    pub name: &'a str,
+    pub kind: ArgumentType,
+    pub required: bool,
+    pub description: Option<&'a str>,
+}
+
+impl FormTarget {
+    /// The key its form is kept under (a tool and a prompt may share a name).
+    pub fn key(&self) -> String {
+        match self {
+            FormTarget::Tool(tool) => format!("tool:{}", tool.name),
+            FormTarget::Resource(resource) => format!("resource:{}", resource.name),
+            FormTarget::Prompt(prompt) => format!("prompt:{}", prompt.name),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            FormTarget::Tool(tool) => &tool.name,
+            FormTarget::Resource(resource) => &resource.name,
+            FormTarget::Prompt(prompt) => &prompt.name,
+        }
+    }
+
+    /// What sending does, and where: ("Call", "plugin addition").
+    pub fn action(&self) -> (&'static str, String) {
+        match self {
+            FormTarget::Tool(tool) => ("Call", format!("plugin {}", tool.plugin)),
+            FormTarget::Resource(resource) => ("Read", resource.uri.clone()),
+            FormTarget::Prompt(_) => ("Render", "prompt".into()),
+        }
+    }
+
+    /// What Ctrl-S does, for the hint under the editor.
+    pub fn sends(&self) -> &'static str {
+        match self {
+            FormTarget::Tool(_) => "sends",
+            FormTarget::Resource(_) => "reads",
+            FormTarget::Prompt(_) => "renders",
+        }
+    }
+
+    pub fn description(&self) -> Option<&str> {
+        match self {
+            FormTarget::Tool(tool) => tool.description.as_deref(),
+            FormTarget::Resource(resource) => resource.description.as_deref(),
+            FormTarget::Prompt(prompt) => prompt.description.as_deref(),
+        }
+    }
+
+    /// The arguments (or template variables) it takes, in declared order.
+    pub fn fields(&self) -> Vec<Field<'_>> {
+        match self {
+            FormTarget::Tool(tool) => tool
+                .arguments
+                .iter()
+                .map(|a| Field {
+                    name: &a.name,
+                    kind: a.kind,
+                    required: a.required,
+                    description: a.description.as_deref(),
+                })
+                .collect(),
+            FormTarget::Resource(ResourceView { parameters, .. })
+            | FormTarget::Prompt(PromptView { parameters, .. }) => parameters
+                .iter()
+                .map(|p| Field {
+                    name: &p.name,
+                    kind: p.kind,
+                    required: p.required,
+                    description: p.description.as_deref(),
+                })
+                .collect(),
+        }
+    }
+
+    /// The draft a new form starts from.
+    pub fn skeleton(&self) -> String {
+        skeleton_of(self.fields().into_iter().map(|f| (f.name, f.kind)))
+    }
+
+    /// `{numFaces: integer, numDice: integer}`.
+    pub fn signature(&self) -> String {
+        signature_of(
+            self.fields()
+                .into_iter()
+                .map(|f| (f.name, f.kind, f.required)),
+        )
+    }
+
+    /// The request for `arguments`, or why they do not fit: the checks the
+    /// server makes.
+    pub fn request(&self, arguments: Map<String, Value>) -> Result<Request, String> {
+        match self {
+            FormTarget::Tool(tool) => {
+                tool.input(&arguments)?;
+                Ok(Request::Call {
+                    tool: tool.name.clone(),
+                    arguments,
+                })
+            }
+            FormTarget::Resource(resource) => Ok(Request::ReadResource {
+                uri: resource.uri_for(&arguments)?,
+            }),
+            FormTarget::Prompt(prompt) => {
+                prompt.check(&arguments)?;
+                Ok(Request::RenderPrompt {
+                    name: prompt.name.clone(),
+                    arguments,
+                })
+            }
+        }
+    }
+}
 
 /// Whether the draft can be sent, and if not, why and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,8 +153,8 @@ pub enum Validation {
     Schema(String),
 }
 
-/// The arguments of `tool` in `text`, or why they cannot be sent.
-pub fn validate(tool: &ToolView, text: &str) -> Result<Map<String, Value>, Validation> {
+/// The request `text` makes of `target`, or why it cannot be sent.
+pub fn validate(target: &FormTarget, text: &str) -> Result<Request, Validation> {
     let value: Value = if text.trim().is_empty() {
         // An empty editor means "no arguments".
         Value::Object(Map::new())
@@ -41,8 +170,7 @@ pub fn validate(tool: &ToolView, text: &str) -> Result<Map<String, Value>, Valid
             "the arguments must be a JSON object, like {\"name\": \"value\"}".into(),
         ));
     };
-    tool.input(&arguments).map_err(Validation::Schema)?;
-    Ok(arguments)
+    target.request(arguments).map_err(Validation::Schema)
 }
 
 /// serde_json's message without its " at line 1 column 2" tail (the form
@@ -60,7 +188,8 @@ fn syntax_message(error: &serde_json::Error) -> String {
 pub enum FormOutcome {
     /// Sent; waiting for the answer.
     Pending,
-    /// The output, pretty-printed when it is JSON.
+    /// The output (pretty-printed when it is JSON), the contents read, or
+    /// the messages rendered, as text.
     Ok {
         call_id: u64,
         text: String,
@@ -78,7 +207,7 @@ pub enum FormOutcome {
 /// One tool's form. Forms are kept per tool, so a draft survives leaving
 /// the form and coming back.
 pub struct CallForm {
-    pub tool: ToolView,
+    pub target: FormTarget,
     pub editor: TextArea<'static>,
     pub validation: Validation,
     /// Arguments sent from this form, oldest first (deduplicated).
@@ -98,12 +227,12 @@ pub struct CallForm {
 const HISTORY_KEPT: usize = 50;
 
 impl CallForm {
-    pub fn new(tool: ToolView, styles: EditorStyles) -> Self {
-        let text = tool.skeleton();
+    pub fn new(target: FormTarget, styles: EditorStyles) -> Self {
+        let text = target.skeleton();
         let mut form = Self {
             editor: editor(&text, styles),
             validation: Validation::Valid,
-            tool,
+            target,
             history: Vec::new(),
             history_position: None,
             set_aside: None,
@@ -122,7 +251,7 @@ impl CallForm {
 
     /// Check the draft again (after every edit).
     pub fn revalidate(&mut self) {
-        self.validation = match validate(&self.tool, &self.text()) {
+        self.validation = match validate(&self.target, &self.text()) {
             Ok(_) => Validation::Valid,
             Err(problem) => problem,
         };
@@ -138,10 +267,10 @@ impl CallForm {
         self.revalidate();
     }
 
-    /// A newer version of the tool (after a reload).
-    pub fn set_tool(&mut self, tool: &ToolView) {
-        if self.tool != *tool {
-            self.tool = tool.clone();
+    /// A newer version of what the form sends to (after a reload).
+    pub fn set_target(&mut self, target: FormTarget) {
+        if self.target != target {
+            self.target = target;
             self.revalidate();
         }
     }

@@ -97,6 +97,8 @@ pub enum Mode {
     Plugins,
     Calls,
     Log,
+    /// The resources-and-prompts pane.
+    Library,
     /// The call form's JSON editor.
     Form,
     /// Typing a filter for the call log.
@@ -122,6 +124,7 @@ impl Mode {
             Mode::Plugins => "Plugins pane",
             Mode::Calls => "Calls pane",
             Mode::Log => "Log pane",
+            Mode::Library => "Resources & prompts pane",
             Mode::Form => "Call form (JSON editor)",
             Mode::Filter => "Filter prompt",
             Mode::CallDetail => "Call details",
@@ -144,6 +147,7 @@ pub enum Command {
     FocusPlugins,
     FocusCalls,
     FocusLog,
+    FocusLibrary,
     RevealTokens,
     Up,
     Down,
@@ -290,6 +294,14 @@ pub const KEYMAP: &[Binding] = &[
         "clear the view (calls keep being served)",
         Some("clear"),
     ),
+    // The resources-and-prompts pane.
+    bind(
+        M::Library,
+        &[K::Enter],
+        C::Open,
+        "open the form that reads the resource or renders the prompt",
+        Some("read/render"),
+    ),
     // The log pane.
     bind(
         M::Log,
@@ -333,6 +345,13 @@ pub const KEYMAP: &[Binding] = &[
         &[K::Char('3')],
         C::FocusLog,
         "server log pane",
+        None,
+    ),
+    bind(
+        M::Global,
+        &[K::Char('4')],
+        C::FocusLibrary,
+        "resources and prompts pane",
         None,
     ),
     bind(
@@ -559,6 +578,7 @@ pub const HELP_ORDER: &[Mode] = &[
     Mode::Plugins,
     Mode::Calls,
     Mode::Log,
+    Mode::Library,
     Mode::Form,
     Mode::Filter,
     Mode::CallDetail,

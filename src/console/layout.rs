@@ -66,9 +66,22 @@ pub fn areas(area: Rect, header_rows: u16, focus: Pane) -> Areas {
             (body, None)
         };
         let plugins_width = (area.width / 3).clamp(34, 60);
-        let [plugins, right] =
+        let [left, right] =
             Layout::horizontal([Constraint::Length(plugins_width), Constraint::Min(0)]).areas(top);
-        areas.panes.push((Pane::Plugins, plugins));
+        // The left column: plugins over resources and prompts; when short,
+        // one of them, the library only when focused.
+        if left.height >= 14 {
+            let library_height = (left.height * 2 / 5).clamp(4, 14);
+            let [plugins, library] =
+                Layout::vertical([Constraint::Min(0), Constraint::Length(library_height)])
+                    .areas(left);
+            areas.panes.push((Pane::Plugins, plugins));
+            areas.panes.push((Pane::Library, library));
+        } else if focus == Pane::Library {
+            areas.panes.push((Pane::Library, left));
+        } else {
+            areas.panes.push((Pane::Plugins, left));
+        }
         match log {
             Some(log) => {
                 areas.panes.push((Pane::Calls, right));

@@ -13,8 +13,12 @@ use ratatui::layout::Rect;
 use super::app::{App, Role, WallClock};
 use super::event::ConsoleEvent;
 use super::theme::Theme;
-use crate::control::{Counters, PluginView, Reply, ServerSummary, Update, Welcome, plugin_views};
-use crate::events::{CallEvent, CallSource, CallStatus, ServerEvent};
+use crate::catalog::{ArgumentType, ParameterSpec};
+use crate::control::{
+    Counters, PluginView, PromptView, Reply, ResourceView, ServerSummary, Update, Welcome,
+    plugin_views,
+};
+use crate::events::{CallEvent, CallSource, CallStatus, ServerEvent, SharedEvent};
 use crate::registry::{CallDetail, Registry, RegistryOptions};
 use crate::runtime::{CallFailure, CompileCache, FailureKind, RuntimeSettings};
 
@@ -314,10 +318,75 @@ pub fn welcome() -> Welcome {
             catalog: "plugins.yml".into(),
         },
         plugins: plugins(),
-        calls: calls(),
+        resources: resources(),
+        prompts: prompts(),
+        calls: calls().into_iter().map(SharedEvent::new).collect(),
         log: log_lines(),
         counters: Counters::default(),
     }
+}
+
+fn parameter(name: &str, kind: ArgumentType, required: bool, description: &str) -> ParameterSpec {
+    ParameterSpec {
+        name: name.into(),
+        kind,
+        description: Some(description.into()).filter(|d: &String| !d.is_empty()),
+        required,
+        values: Vec::new(),
+    }
+}
+
+/// A fixed resource, a template, and a template a plugin computes.
+pub fn resources() -> Vec<ResourceView> {
+    let resource =
+        |name: &str, uri: &str, parameters, computed_by: Option<(&str, &str)>| ResourceView {
+            name: name.into(),
+            uri: uri.into(),
+            title: None,
+            description: Some(format!("the {name} resource")),
+            mime_type: Some("text/plain".into()),
+            parameters,
+            computed_by: computed_by.map(|(p, f)| (p.into(), f.into())),
+            line: Some(3),
+        };
+    vec![
+        resource("info", "wasimancer://info", Vec::new(), None),
+        resource(
+            "echo",
+            "echo://{message}",
+            vec![parameter(
+                "message",
+                ArgumentType::String,
+                true,
+                "what to echo",
+            )],
+            None,
+        ),
+        resource(
+            "dice",
+            "dice://{count}d{faces}",
+            vec![
+                parameter("count", ArgumentType::Integer, true, "how many dice"),
+                parameter("faces", ArgumentType::Integer, true, ""),
+            ],
+            Some(("roll-dice", "rollDice")),
+        ),
+    ]
+}
+
+/// A prompt with a required and an optional argument.
+pub fn prompts() -> Vec<PromptView> {
+    vec![PromptView {
+        name: "greet".into(),
+        title: None,
+        description: Some("Greet someone".into()),
+        parameters: vec![
+            parameter("nickName", ArgumentType::String, true, "who"),
+            parameter("mood", ArgumentType::String, false, ""),
+        ],
+        messages: 1,
+        line: Some(4),
+    }]
 }
 
 /// An app of `columns` x `rows`, the owner's console, attached to the

@@ -17,7 +17,7 @@ use super::theme::Theme;
 use super::ui;
 use crate::control::{Reply, Update};
 use crate::events::Change;
-use crate::registry::{CallReply, ChangeReport, PluginChange, ToolOutput};
+use crate::registry::{CallReply, ChangeReport, DefinitionChange, PluginChange, ToolOutput};
 use crate::runtime::{CallFailure, FailureKind};
 
 /// Answer the request `sent` with `reply`.
@@ -179,6 +179,21 @@ fn server_log() {
 }
 
 #[test]
+fn resources_and_prompts() {
+    check("library", |app| {
+        keys(app, "4j");
+    });
+}
+
+#[test]
+fn a_resource_template_in_its_form() {
+    check("form_resource", |app| {
+        keys(app, "4jj");
+        app.update(key(KeyCode::Enter));
+    });
+}
+
+#[test]
 fn call_form() {
     check("form", |app| {
         keys(app, "j");
@@ -312,7 +327,11 @@ fn reload_report() {
                         message: "reloaded with 2 instances in 14 ms".into(),
                     },
                 ],
-                ..Default::default()
+                definitions: vec![DefinitionChange {
+                    file: "resources.yml".into(),
+                    change: Change::Replaced,
+                    message: "1 resource and 2 templates".into(),
+                }],
             }),
         });
     });
@@ -415,7 +434,7 @@ fn terminal_too_small() {
 #[test]
 fn every_size_from_tiny_to_huge_draws_without_panicking() {
     for (columns, rows) in [(1, 1), (20, 5), (60, 16), (99, 23), (100, 16), (250, 80)] {
-        for setup in ["", "2", "3", "j\n", "?", "2\n"] {
+        for setup in ["", "2", "3", "4", "j\n", "?", "2\n", "4\n"] {
             let mut app = testing::app(columns, rows, false);
             type_text(&mut app, setup);
             render(&app, columns, rows);

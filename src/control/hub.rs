@@ -15,13 +15,16 @@ use std::time::{Duration, Instant};
 
 use tokio::time::{Interval, MissedTickBehavior};
 
+use tokio::sync::watch;
+
 use super::protocol::{
-    Counters, Limits, PluginView, Reply, Request, ServerSummary, ToolView, Update, Welcome,
+    Counters, Limits, PluginView, PromptView, Reply, Request, ResourceView, ServerSummary,
+    ToolView, Update, Welcome,
 };
 use crate::events::CallSource;
 use crate::http::Token;
 use crate::logging::LogBuffer;
-use crate::registry::{PluginEntry, Registry, Snapshot};
+use crate::registry::{PluginEntry, PromptSet, Registry, ResourceSet, Snapshot};
 
 /// How often a feed looks at the server: a console draws at most this often.
 pub const TICK: Duration = Duration::from_millis(100);
@@ -92,9 +95,16 @@ impl Hub {
         let (log, log_seen) = self.inner.log.since(0);
         let snapshot = registry.snapshot();
         let counters = counters(registry, &snapshot);
+        // Watch first, then read: a change in between is sent again, not lost.
+        let mut resources = registry.watch_resources();
+        let mut prompts = registry.watch_prompts();
+        resources.mark_unchanged();
+        prompts.mark_unchanged();
         let welcome = Welcome {
             server: self.summary(),
             plugins: plugin_views(&snapshot),
+            resources: resource_views(&registry.resources()),
+            prompts: prompt_views(&registry.prompts()),
             calls,
             log,
             counters: counters.clone(),
@@ -104,6 +114,8 @@ impl Hub {
             events_seen,
             log_seen,
             generation: snapshot.generation,
+            resources,
+            prompts,
             counters,
             ticker: None,
         };
@@ -131,6 +143,14 @@ impl Hub {
                     .await
                     .map_err(|error| error.to_string()),
             },
+            Request::ReadResource { uri } => Reply::Read {
+                result: registry.read_resource(CallSource::Console, &uri).await,
+            },
+            Request::RenderPrompt { name, arguments } => Reply::Rendered {
+                result: registry
+                    .render_prompt(CallSource::Console, &name, Some(arguments))
+                    .await,
+            },
             Request::CallDetail { call } => Reply::CallDetail {
                 detail: registry.call_detail(call).map(|detail| (*detail).clone()),
             },
@@ -152,6 +172,8 @@ pub struct Feed {
     events_seen: u64,
     log_seen: u64,
     generation: u64,
+    resources: watch::Receiver<u64>,
+    prompts: watch::Receiver<u64>,
     counters: Counters,
     /// Made on first use: it needs the async runtime.
     ticker: Option<Interval>,
@@ -200,6 +222,18 @@ impl Feed {
             self.generation = snapshot.generation;
             updates.push(Update::Plugins {
                 plugins: plugin_views(&snapshot),
+            });
+        }
+        if self.resources.has_changed().unwrap_or(false) {
+            self.resources.mark_unchanged();
+            updates.push(Update::Resources {
+                resources: resource_views(&registry.resources()),
+            });
+        }
+        if self.prompts.has_changed().unwrap_or(false) {
+            self.prompts.mark_unchanged();
+            updates.push(Update::Prompts {
+                prompts: prompt_views(&registry.prompts()),
             });
         }
         let (lines, seen) = inner.log.since(self.log_seen);
@@ -296,4 +330,48 @@ fn plugin_view(snapshot: &Snapshot, entry: &PluginEntry) -> PluginView {
         },
         tools,
     }
+}
+
+/// What resources.yml serves, as consoles show it: fixed URIs, then templates.
+pub fn resource_views(set: &ResourceSet) -> Vec<ResourceView> {
+    set.statics()
+        .chain(set.templates())
+        .map(|resource| {
+            let spec = &resource.spec;
+            ResourceView {
+                name: spec.name.clone(),
+                uri: spec.uri.clone(),
+                title: spec.title.clone(),
+                description: spec.description.clone(),
+                mime_type: spec.mime_type.clone(),
+                parameters: resource
+                    .template
+                    .variables()
+                    .map(|variable| spec.parameter(variable))
+                    .collect(),
+                computed_by: spec
+                    .computed_by()
+                    .map(|(plugin, function)| (plugin.to_string(), function.to_string())),
+                line: resource.line,
+            }
+        })
+        .collect()
+}
+
+/// What prompts.yml serves, as consoles show it.
+pub fn prompt_views(set: &PromptSet) -> Vec<PromptView> {
+    set.prompts
+        .iter()
+        .map(|prompt| {
+            let spec = &prompt.spec;
+            PromptView {
+                name: spec.name.clone(),
+                title: spec.title.clone(),
+                description: spec.description.clone(),
+                parameters: spec.arguments.clone(),
+                messages: spec.messages.len(),
+                line: prompt.line,
+            }
+        })
+        .collect()
 }

@@ -17,9 +17,9 @@ pub mod socket;
 pub mod transport;
 
 pub use client::{ConnectError, Target, connect};
-pub use hub::{Feed, Hub, HubSettings, TICK, plugin_views};
+pub use hub::{Feed, Hub, HubSettings, TICK, plugin_views, prompt_views, resource_views};
 pub use protocol::{
-    Counters, Frame, PROTOCOL_VERSION, PluginView, Reply, Request, ServerSummary, ToolView, Update,
-    Welcome,
+    Counters, Frame, PROTOCOL_VERSION, PluginView, PromptView, Reply, Request, ResourceView,
+    ServerSummary, ToolView, Update, Welcome,
 };
 pub use socket::{ControlSocket, SocketError};

@@ -15,7 +15,6 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::BytesMut;
@@ -23,11 +22,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio_util::codec::{Decoder, Encoder};
 
-use crate::catalog::ArgumentSpec;
-use crate::events::ServerEvent;
-use crate::registry::{Arguments, CallDetail, CallReply, ChangeReport, PluginState};
+use crate::catalog::{ArgumentSpec, ParameterSpec, parameter_values};
+use crate::events::SharedEvent;
+use crate::registry::{
+    Arguments, CallDetail, CallReply, ChangeReport, PluginState, RenderedPrompt, ResourceRead,
+};
 use crate::runtime::CallFailure;
 use crate::schema::JsonSchema;
+use crate::templates::UriTemplate;
 
 /// The version of this protocol. A server refuses a console that speaks another.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -72,8 +74,14 @@ impl Frame {
 pub struct Welcome {
     pub server: ServerSummary,
     pub plugins: Vec<PluginView>,
+    /// What resources.yml serves, fixed URIs first, then templates.
+    #[serde(default)]
+    pub resources: Vec<ResourceView>,
+    /// What prompts.yml serves.
+    #[serde(default)]
+    pub prompts: Vec<PromptView>,
     /// The most recent calls, oldest first.
-    pub calls: Vec<Arc<ServerEvent>>,
+    pub calls: Vec<SharedEvent>,
     /// The most recent lines of the server log, oldest first.
     pub log: Vec<String>,
     pub counters: Counters,
@@ -115,7 +123,7 @@ pub struct Counters {
 pub enum Update {
     /// A call finished, or a plugin changed.
     Event {
-        event: Arc<ServerEvent>,
+        event: SharedEvent,
     },
     /// The console looked too seldom and missed this many events.
     Missed {
@@ -124,6 +132,14 @@ pub enum Update {
     /// The plugins as they are now.
     Plugins {
         plugins: Vec<PluginView>,
+    },
+    /// The resources as they are now.
+    Resources {
+        resources: Vec<ResourceView>,
+    },
+    /// The prompts as they are now.
+    Prompts {
+        prompts: Vec<PromptView>,
     },
     /// New lines of the server log.
     Log {
@@ -145,6 +161,13 @@ pub enum Request {
     ReloadPlugin { plugin: String },
     /// Re-read plugins.yml and apply what changed.
     ReloadAll,
+    /// Read a resource, as an MCP client's `resources/read` does.
+    ReadResource { uri: String },
+    /// Render a prompt, as an MCP client's `prompts/get` does.
+    RenderPrompt {
+        name: String,
+        arguments: Map<String, Value>,
+    },
     /// The full arguments and output of a recent call.
     CallDetail { call: u64 },
     /// The tokens themselves (the welcome has them masked).
@@ -160,6 +183,12 @@ pub enum Reply {
     },
     Reloaded {
         result: Result<ChangeReport, String>,
+    },
+    Read {
+        result: Result<ResourceRead, CallFailure>,
+    },
+    Rendered {
+        result: Result<RenderedPrompt, CallFailure>,
     },
     CallDetail {
         /// `None` when the server no longer keeps that call's payloads.
@@ -253,6 +282,78 @@ impl ToolView {
 
     pub fn skeleton(&self) -> String {
         self.declared().skeleton()
+    }
+}
+
+/// A resource of resources.yml as a console shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResourceView {
+    pub name: String,
+    /// Its URI, or its URI template when it has variables.
+    pub uri: String,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub mime_type: Option<String>,
+    /// The template's variables, as declared (none for a fixed URI).
+    pub parameters: Vec<ParameterSpec>,
+    /// The plugin and function that compute it, if a plugin does.
+    pub computed_by: Option<(String, String)>,
+    /// Its line in resources.yml.
+    pub line: Option<usize>,
+}
+
+impl ResourceView {
+    /// Whether its URI has variables to fill.
+    pub fn is_template(&self) -> bool {
+        !self.parameters.is_empty()
+    }
+
+    /// The URI to read with `values` for the variables, or what is wrong
+    /// with them: the checks the server makes.
+    pub fn uri_for(&self, values: &Map<String, Value>) -> Result<String, String> {
+        let texts = parameter_values(&self.parameters, values).map_err(|problems| {
+            format!(
+                "invalid variables for `{}`: {}",
+                self.uri,
+                problems.join("; ")
+            )
+        })?;
+        let template = UriTemplate::parse(&self.uri)?;
+        template.expand(|name| {
+            texts
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, text)| text.as_str())
+        })
+    }
+}
+
+/// A prompt of prompts.yml as a console shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PromptView {
+    pub name: String,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub parameters: Vec<ParameterSpec>,
+    /// How many messages it renders.
+    pub messages: usize,
+    /// Its line in prompts.yml.
+    pub line: Option<usize>,
+}
+
+impl PromptView {
+    /// Whether `values` fit the declared arguments, and if not why: the
+    /// checks the server makes.
+    pub fn check(&self, values: &Map<String, Value>) -> Result<(), String> {
+        parameter_values(&self.parameters, values)
+            .map(drop)
+            .map_err(|problems| {
+                format!(
+                    "invalid arguments for prompt `{}`: {}",
+                    self.name,
+                    problems.join("; ")
+                )
+            })
     }
 }
 
@@ -366,13 +467,14 @@ mod tests {
     use std::time::{Duration, SystemTime};
 
     use super::*;
-    use crate::catalog::{ArgumentType, OutputKind};
-    use crate::events::{CallEvent, CallSource, CallStatus, Change, LifecycleEvent};
-    use crate::registry::{PluginChange, ToolOutput};
+    use crate::catalog::{ArgumentType, MessageRole, OutputKind};
+    use crate::events::{CallEvent, CallSource, CallStatus, Change, LifecycleEvent, ServerEvent};
+    use crate::registry::{PluginChange, RenderedMessage, ResourceContent, ToolOutput};
     use crate::runtime::FailureKind;
+    use std::sync::Arc;
 
-    fn call(id: u64, status: CallStatus) -> Arc<ServerEvent> {
-        Arc::new(ServerEvent::Call(CallEvent {
+    fn call(id: u64, status: CallStatus) -> SharedEvent {
+        SharedEvent::new(Arc::new(ServerEvent::Call(CallEvent {
             id,
             started: SystemTime::UNIX_EPOCH + Duration::from_millis(1_767_268_800_123),
             source: CallSource::Mcp {
@@ -386,7 +488,7 @@ mod tests {
             status,
             duration: Duration::from_micros(812),
             overlapping: 2,
-        }))
+        })))
     }
 
     fn plugin() -> PluginView {
@@ -437,6 +539,33 @@ mod tests {
         }
     }
 
+    fn resource() -> ResourceView {
+        ResourceView {
+            name: "dice".into(),
+            uri: "dice://{count}d{faces}".into(),
+            title: Some("Dice".into()),
+            description: None,
+            mime_type: Some("application/json".into()),
+            parameters: vec![ParameterSpec::text("count"), ParameterSpec::text("faces")],
+            computed_by: Some(("roll-dice".into(), "rollDice".into())),
+            line: Some(7),
+        }
+    }
+
+    fn prompt() -> PromptView {
+        PromptView {
+            name: "greet".into(),
+            title: None,
+            description: Some("Greet".into()),
+            parameters: vec![ParameterSpec {
+                required: false,
+                ..ParameterSpec::text("nickName")
+            }],
+            messages: 2,
+            line: None,
+        }
+    }
+
     /// One frame of every kind, with every kind of update, request and reply.
     fn every_frame() -> Vec<Frame> {
         let counters = Counters {
@@ -460,6 +589,8 @@ mod tests {
                     catalog: "plugins.yml".into(),
                 },
                 plugins: vec![plugin()],
+                resources: vec![resource()],
+                prompts: vec![prompt()],
                 calls: vec![call(
                     1,
                     CallStatus::Ok {
@@ -484,17 +615,23 @@ mod tests {
                         ),
                     },
                     Update::Event {
-                        event: Arc::new(ServerEvent::Lifecycle(LifecycleEvent {
+                        event: SharedEvent::new(Arc::new(ServerEvent::Lifecycle(LifecycleEvent {
                             at: SystemTime::UNIX_EPOCH + Duration::from_millis(5),
                             origin: "console".into(),
                             plugin: Some("hello".into()),
                             change: Change::Reloading,
                             message: String::new(),
-                        })),
+                        }))),
                     },
                     Update::Missed { count: 3 },
                     Update::Plugins {
                         plugins: vec![plugin()],
+                    },
+                    Update::Resources {
+                        resources: vec![resource()],
+                    },
+                    Update::Prompts {
+                        prompts: vec![prompt()],
                     },
                     Update::Log {
                         lines: vec!["WARN x".into()],
@@ -512,6 +649,13 @@ mod tests {
                 plugin: "hello".into(),
             },
             Request::ReloadAll,
+            Request::ReadResource {
+                uri: "dice://3d6".into(),
+            },
+            Request::RenderPrompt {
+                name: "greet".into(),
+                arguments: serde_json::from_str(r#"{"nickName":"Bob"}"#).unwrap(),
+            },
             Request::CallDetail { call: 9 },
             Request::Tokens,
         ];
@@ -558,6 +702,35 @@ mod tests {
             },
             Reply::Reloaded {
                 result: Err("plugins.yml is gone".into()),
+            },
+            Reply::Read {
+                result: Ok(ResourceRead {
+                    call_id: 4,
+                    contents: vec![ResourceContent {
+                        uri: "dice://3d6".into(),
+                        mime_type: Some("application/json".into()),
+                        text: "11".into(),
+                        blob: None,
+                        meta: serde_json::from_str(r#"{"firstName":"Bob"}"#).unwrap(),
+                    }],
+                }),
+            },
+            Reply::Rendered {
+                result: Ok(RenderedPrompt {
+                    call_id: 5,
+                    description: Some("Greet".into()),
+                    messages: vec![RenderedMessage {
+                        role: MessageRole::User,
+                        text: "Hello Bob".into(),
+                        content: None,
+                    }],
+                }),
+            },
+            Reply::Rendered {
+                result: Err(CallFailure::new(
+                    FailureKind::UnknownPrompt,
+                    "no such prompt",
+                )),
             },
             Reply::CallDetail {
                 detail: Some(CallDetail {

@@ -39,7 +39,7 @@ pub use edits::{Edited, OwnsFile};
 pub use output::ToolOutput;
 pub use prompts::{PromptSet, RenderedMessage, RenderedPrompt, ServedPrompt};
 pub use resources::{ResourceContent, ResourceEdit, ResourceRead, ResourceSet, ServedResource};
-pub use tool::{Arguments, Tool, plugin_input, signature, skeleton};
+pub use tool::{Arguments, Tool, plugin_input, signature, signature_of, skeleton, skeleton_of};
 
 use crate::catalog::{CatalogError, CatalogFile, PluginSpec};
 use crate::events::{CallEvent, CallKind, CallSource, CallStatus, EventBus, ServerEvent, preview};

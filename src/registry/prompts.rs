@@ -13,7 +13,9 @@ use super::changes::ChangeError;
 use super::definitions::ServedSet;
 use super::resources::unknown_entry;
 use super::{Finished, RecordedOutput, Registry};
-use crate::catalog::{DefinitionFile, MessageRole, PromptCatalog, PromptSpec, Step};
+use crate::catalog::{
+    DefinitionFile, MessageRole, PromptCatalog, PromptSpec, Step, parameter_values,
+};
 use crate::content::ContentItem;
 use crate::events::{CallKind, CallSource, Change};
 use crate::runtime::{CallFailure, FailureKind};
@@ -284,26 +286,8 @@ fn render(
     spec: &PromptSpec,
     given: &Map<String, Value>,
 ) -> Result<Vec<RenderedMessage>, CallFailure> {
-    let mut problems: Vec<String> = given
-        .keys()
-        .filter(|key| spec.argument(key).is_none())
-        .map(|key| format!("unknown argument `{key}`"))
-        .collect();
-    let mut values: Vec<(&str, String)> = Vec::new();
-    for argument in &spec.arguments {
-        match given.get(&argument.name) {
-            Some(Value::Null) | None if argument.required => {
-                problems.push(format!("missing required argument `{}`", argument.name))
-            }
-            Some(Value::Null) | None => values.push((&argument.name, String::new())),
-            Some(value) => match argument.parse_value(value) {
-                Ok((text, _)) => values.push((&argument.name, text)),
-                Err(problem) => problems.push(problem),
-            },
-        }
-    }
-    if !problems.is_empty() {
-        return Err(CallFailure::new(
+    let values = parameter_values(&spec.arguments, given).map_err(|problems| {
+        CallFailure::new(
             FailureKind::InvalidArguments,
             format!(
                 "invalid arguments for prompt `{}`: {}. Expected {}",
@@ -311,12 +295,12 @@ fn render(
                 problems.join("; "),
                 signature(spec)
             ),
-        ));
-    }
+        )
+    })?;
     let value = |name: &str| {
         values
             .iter()
-            .find(|(n, _)| *n == name)
+            .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
     };
     spec.messages
@@ -351,7 +335,7 @@ fn signature(spec: &PromptSpec) -> String {
     super::tool::signature_of(
         spec.arguments
             .iter()
-            .map(|a| (a.name.as_str(), a.kind.as_str(), a.required)),
+            .map(|a| (a.name.as_str(), a.kind, a.required)),
     )
 }
 

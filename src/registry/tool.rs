@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use crate::catalog::{ArgumentSpec, FunctionSpec};
+use crate::catalog::{ArgumentSpec, ArgumentType, FunctionSpec};
 use crate::runtime::LoadedPlugin;
 use crate::schema::{self, JsonSchema};
 
@@ -82,7 +82,7 @@ impl<'a> Arguments<'a> {
                         (name, schema::type_name(property), required.contains(&name))
                     })
                     .collect();
-                signature_of(properties.iter().map(|(n, k, r)| (*n, k.as_str(), *r)))
+                signature_parts(properties.iter().map(|(n, k, r)| (*n, k.as_str(), *r)))
             }
         }
     }
@@ -96,7 +96,7 @@ impl<'a> Arguments<'a> {
                     .properties()
                     .map(|(name, property)| (name.to_string(), placeholder_in(schema, property)))
                     .collect();
-                skeleton_of(fields)
+                skeleton_fields(fields)
             }
         }
     }
@@ -174,14 +174,21 @@ impl Tool {
 /// for each argument in the declared order (serde_json's map would sort
 /// them, and the order is the one the plugin author chose to explain).
 pub fn skeleton(declared: &[ArgumentSpec]) -> String {
-    skeleton_of(
+    skeleton_of(declared.iter().map(|a| (a.name.as_str(), a.kind)))
+}
+
+/// The skeleton of [`skeleton`] for (name, type) pairs: tool arguments,
+/// prompt arguments, template variables.
+pub fn skeleton_of<'a>(declared: impl IntoIterator<Item = (&'a str, ArgumentType)>) -> String {
+    skeleton_fields(
         declared
-            .iter()
-            .map(|argument| (argument.name.clone(), argument.kind.placeholder())),
+            .into_iter()
+            .map(|(name, kind)| (name.to_string(), kind.placeholder())),
     )
 }
 
-fn skeleton_of(fields: impl IntoIterator<Item = (String, Value)>) -> String {
+/// The skeleton for (name, placeholder) pairs, in their order.
+fn skeleton_fields(fields: impl IntoIterator<Item = (String, Value)>) -> String {
     let fields: Vec<String> = fields
         .into_iter()
         .map(|(name, value)| format!("  {}: {value}", Value::String(name)))
@@ -270,15 +277,25 @@ pub fn signature(declared: &[ArgumentSpec]) -> String {
     signature_of(
         declared
             .iter()
-            .map(|a| (a.name.as_str(), a.kind.as_str(), a.required)),
+            .map(|a| (a.name.as_str(), a.kind, a.required)),
     )
 }
 
 /// `{numFaces: integer, label: string (optional)}` for (name, type,
 /// required) triples: tool arguments, prompt arguments.
-pub(super) fn signature_of<'a>(
-    declared: impl IntoIterator<Item = (&'a str, &'a str, bool)>,
+pub fn signature_of<'a>(
+    declared: impl IntoIterator<Item = (&'a str, ArgumentType, bool)>,
 ) -> String {
+    signature_parts(
+        declared
+            .into_iter()
+            .map(|(name, kind, required)| (name, kind.as_str(), required)),
+    )
+}
+
+/// The signature for (name, type name, required) triples: declared
+/// arguments, or the properties of a schema.
+fn signature_parts<'a>(declared: impl IntoIterator<Item = (&'a str, &'a str, bool)>) -> String {
     let parts: Vec<String> = declared
         .into_iter()
         .map(|(name, kind, required)| {
@@ -374,7 +391,6 @@ fn describe(value: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::ArgumentType;
 
     fn declared() -> Vec<ArgumentSpec> {
         let argument = |name: &str, kind, required| ArgumentSpec {

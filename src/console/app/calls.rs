@@ -32,9 +32,10 @@ impl App {
                 Some(detail) => detail.arguments.clone(),
                 None => view.row.call().arguments.clone(),
             };
-            let tool = view.row.call().tool.to_string();
+            let call = view.row.call();
+            let (kind, name) = (call.kind, call.tool.to_string());
             self.overlay = None;
-            self.replay_in_form(&tool, &arguments);
+            self.replay_in_form(kind, &name, &arguments);
             return None;
         }
         let call = self.calls.selected_row()?.call().id;
@@ -59,9 +60,9 @@ impl App {
             else {
                 return;
             };
-            let arguments = detail.map_or_else(|| row.call().arguments.clone(), |d| d.arguments);
-            let tool = row.call().tool.to_string();
-            self.replay_in_form(&tool, &arguments);
+            let call = row.call();
+            let arguments = detail.map_or_else(|| call.arguments.clone(), |d| d.arguments);
+            self.replay_in_form(call.kind, &call.tool, &arguments);
             return;
         }
         if let Some(Overlay::CallDetail(view)) = &mut self.overlay

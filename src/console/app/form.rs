@@ -1,11 +1,15 @@
-//! The call form: opening it, typing and pasting into its editor, sending
-//! the call, the history of arguments sent, and the outcome.
+//! The form: opening it for a tool, a resource or a prompt, typing and
+//! pasting into its editor, sending, the history of arguments sent, and the
+//! outcome.
 
 use ratatui::crossterm::event::KeyEvent;
+use serde_json::Value;
 
 use super::{Action, App, Notice, Pending, Screen};
-use crate::console::form::{CallForm, EditorStyles, FormOutcome, Validation, pretty};
-use crate::control::{Reply, Request, ToolView};
+use crate::console::form::{CallForm, EditorStyles, FormOutcome, FormTarget, Validation, pretty};
+use crate::control::Reply;
+use crate::events::CallKind;
+use crate::registry::{RenderedPrompt, ResourceRead};
 
 impl App {
     /// The open form, if any.
@@ -23,13 +27,13 @@ impl App {
         }
     }
 
-    pub(super) fn open_form_for(&mut self, tool: ToolView) {
-        let name = tool.name.clone();
+    pub(super) fn open_form_for(&mut self, target: FormTarget) {
+        let key = target.key();
         let styles = self.editor_styles();
         self.forms
-            .entry(name.clone())
-            .or_insert_with(|| CallForm::new(tool, styles));
-        self.screen = Screen::Form(name);
+            .entry(key.clone())
+            .or_insert_with(|| CallForm::new(target, styles));
+        self.screen = Screen::Form(key);
     }
 
     fn editor_styles(&self) -> EditorStyles {
@@ -67,15 +71,35 @@ impl App {
         true
     }
 
-    /// Open `tool`'s form with `arguments` in it, to send them again.
-    pub(super) fn replay_in_form(&mut self, tool: &str, arguments: &str) {
-        let Some(found) = self.plugins.tool(tool).cloned() else {
-            self.notice = Notice::error(format!("`{tool}` is not served now; cannot replay"));
+    /// Open the form of what call `kind` of `name` went to, with the
+    /// `arguments` it was sent (as the call record has them), to send them
+    /// again.
+    pub(super) fn replay_in_form(&mut self, kind: CallKind, name: &str, arguments: &str) {
+        let target = match kind {
+            CallKind::Tool => self.plugins.tool(name).cloned().map(FormTarget::Tool),
+            CallKind::Resource => self
+                .library
+                .resource(name)
+                .cloned()
+                .map(FormTarget::Resource),
+            CallKind::Prompt => self.library.prompt(name).cloned().map(FormTarget::Prompt),
+        };
+        let Some(target) = target else {
+            self.notice =
+                Notice::error(format!("{kind} `{name}` is not served now; cannot replay"));
             return;
         };
-        self.open_form_for(found);
+        // A read is recorded as {"uri": …, "variables": {…}}: the form takes the variables.
+        let arguments = match kind {
+            CallKind::Resource => serde_json::from_str::<Value>(arguments)
+                .ok()
+                .and_then(|mut record| record.get_mut("variables").map(Value::take))
+                .map_or_else(|| "{}".to_string(), |variables| variables.to_string()),
+            CallKind::Tool | CallKind::Prompt => arguments.to_string(),
+        };
+        self.open_form_for(target);
         if let Some(form) = self.open_form_mut() {
-            form.replace_text(&pretty(arguments));
+            form.replace_text(&pretty(&arguments));
             form.edited();
         }
     }
@@ -85,20 +109,14 @@ impl App {
         let id = self.next_request;
         let form = self.open_form_mut()?;
         let text = form.text();
-        match crate::console::form::validate(&form.tool, &text) {
-            Ok(arguments) => {
+        match crate::console::form::validate(&form.target, &text) {
+            Ok(request) => {
                 form.request = Some(id);
                 form.outcome = Some(FormOutcome::Pending);
                 form.outcome_scroll = 0;
                 form.remember(text);
-                let tool = form.tool.name.clone();
-                self.request(
-                    Request::Call {
-                        tool: tool.clone(),
-                        arguments,
-                    },
-                    Pending::Call { tool },
-                )
+                let key = form.target.key();
+                self.request(request, Pending::Form { form: key })
             }
             Err(problem) => {
                 let text = match &problem {
@@ -117,8 +135,8 @@ impl App {
         }
     }
 
-    pub(super) fn on_call_reply(&mut self, tool: &str, id: u64, reply: Reply) {
-        let Some(form) = self.forms.get_mut(tool) else {
+    pub(super) fn on_form_reply(&mut self, key: &str, id: u64, reply: Reply) {
+        let Some(form) = self.forms.get_mut(key) else {
             return;
         };
         // An answer to an older call than the last sent is stale.
@@ -126,20 +144,30 @@ impl App {
             return;
         }
         form.outcome_scroll = 0;
-        form.outcome = Some(match reply {
-            Reply::Called { result: Ok(reply) } => FormOutcome::Ok {
-                call_id: reply.call_id,
-                text: pretty(&reply.output.readable()),
-            },
-            Reply::Called {
-                result: Err(failure),
-            } => FormOutcome::Failed {
+        let result = match reply {
+            Reply::Called { result } => {
+                result.map(|reply| (reply.call_id, pretty(&reply.output.readable())))
+            }
+            Reply::Read { result } => result.map(|read| (read.call_id, read_text(&read))),
+            Reply::Rendered { result } => {
+                result.map(|render| (render.call_id, render_text(&render)))
+            }
+            Reply::Failed { reason } => {
+                form.outcome = Some(FormOutcome::Lost { reason });
+                return;
+            }
+            other => {
+                form.outcome = Some(FormOutcome::Lost {
+                    reason: format!("the server answered something else: {other:?}"),
+                });
+                return;
+            }
+        };
+        form.outcome = Some(match result {
+            Ok((call_id, text)) => FormOutcome::Ok { call_id, text },
+            Err(failure) => FormOutcome::Failed {
                 kind: failure.kind,
                 message: failure.message,
-            },
-            Reply::Failed { reason } => FormOutcome::Lost { reason },
-            other => FormOutcome::Lost {
-                reason: format!("the server answered something else: {other:?}"),
             },
         });
     }
@@ -163,9 +191,41 @@ impl App {
 
     pub(super) fn reset_draft(&mut self) {
         if let Some(form) = self.open_form_mut() {
-            let skeleton = form.tool.skeleton();
+            let skeleton = form.target.skeleton();
             form.replace_text(&skeleton);
             form.edited();
         }
     }
+}
+
+/// What a read returned, as the form shows it: one content's text as is
+/// (pretty when JSON); several, each under its URI and type.
+fn read_text(read: &ResourceRead) -> String {
+    match read.contents.as_slice() {
+        [one] => pretty(&one.text),
+        many => many
+            .iter()
+            .map(|content| {
+                let kind = content.mime_type.as_deref().unwrap_or("text");
+                format!("── {} ({kind})\n{}", content.uri, pretty(&content.text))
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+    }
+}
+
+/// A rendered prompt as the form shows it: each message under its role.
+fn render_text(render: &RenderedPrompt) -> String {
+    let mut text = render
+        .description
+        .as_deref()
+        .map(|d| format!("{d}\n\n"))
+        .unwrap_or_default();
+    let messages: Vec<String> = render
+        .messages
+        .iter()
+        .map(|message| format!("{}:\n{}", message.role.as_str(), message.text))
+        .collect();
+    text.push_str(&messages.join("\n\n"));
+    text
 }

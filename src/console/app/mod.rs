@@ -6,12 +6,14 @@
 //! What the operator sees is one [`Screen`] (the panes, the filter prompt
 //! over them, or a call form) with at most one [`Overlay`] on top. Each
 //! pane's keys are handled in a file of its own: `plugins.rs`, `calls.rs`,
-//! `log.rs`, and `form.rs` for the call form; `overlays.rs` for what is
-//! drawn on top.
+//! `log.rs`, `library.rs` (resources and prompts), and `form.rs` for the
+//! form that calls, reads or renders; `overlays.rs` for what is drawn on top.
 
 mod calls;
 mod form;
+mod library;
 mod log;
+mod news;
 mod overlays;
 mod plugins;
 
@@ -21,17 +23,17 @@ use std::time::{Duration, Instant};
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use ratatui::layout::Rect;
 
+pub use self::library::{LibraryPane, LibraryRow, Section};
 pub use self::log::{LOG_LINES_KEPT, LogPane};
 pub use self::overlays::{CallDetailView, Overlay, ReportView};
 pub use self::plugins::{PluginRow, PluginsPane};
-use super::calls::{CALLS_KEPT, CallLog, CallRow};
+use super::calls::{CALLS_KEPT, CallLog};
 use super::event::ConsoleEvent;
 use super::form::CallForm;
 use super::keymap::{self, Binding, Command, Key, Mode};
 use super::layout::{self, Areas};
 use super::theme::Theme;
-use crate::control::{Counters, Reply, Request, ServerSummary, Update, Welcome};
-use crate::events::{Change, ServerEvent};
+use crate::control::{Request, ServerSummary};
 
 /// What the loop must do for the app.
 #[derive(Debug, Clone, PartialEq)]
@@ -84,22 +86,36 @@ pub struct ServerView {
     pub started: Instant,
 }
 
-/// The three panes.
+/// The four panes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pane {
     Plugins,
     Calls,
     Log,
+    /// Resources and prompts.
+    Library,
 }
 
 impl Pane {
-    pub const ALL: [Pane; 3] = [Pane::Plugins, Pane::Calls, Pane::Log];
+    /// In the order of their numbers (and of Tab).
+    pub const ALL: [Pane; 4] = [Pane::Plugins, Pane::Calls, Pane::Log, Pane::Library];
 
     pub fn title(self) -> &'static str {
         match self {
             Pane::Plugins => "Plugins",
             Pane::Calls => "Calls",
             Pane::Log => "Server log",
+            Pane::Library => "Resources & prompts",
+        }
+    }
+
+    /// A short title, where four must fit on one line.
+    pub fn short_title(self) -> &'static str {
+        match self {
+            Pane::Plugins => "Plugins",
+            Pane::Calls => "Calls",
+            Pane::Log => "Log",
+            Pane::Library => "Resources",
         }
     }
 
@@ -108,6 +124,7 @@ impl Pane {
             Pane::Plugins => 1,
             Pane::Calls => 2,
             Pane::Log => 3,
+            Pane::Library => 4,
         }
     }
 }
@@ -119,7 +136,7 @@ pub enum Screen {
     Panes,
     /// The panes, with a call-log filter being typed in the hint bar.
     Filter(String),
-    /// The call form of a tool (by name).
+    /// The form of a tool, resource or prompt (by `FormTarget::key`).
     Form(String),
 }
 
@@ -171,9 +188,9 @@ pub struct Tokens {
 /// What a request in flight was for, to route its reply.
 #[derive(Debug, Clone, PartialEq)]
 enum Pending {
-    /// A call from the form of `tool`.
-    Call {
-        tool: String,
+    /// A call, read or render from the form kept under `form`.
+    Form {
+        form: String,
     },
     /// A reload of one plugin, or (`None`) of plugins.yml.
     Reload {
@@ -205,10 +222,11 @@ pub struct App {
     pub screen: Screen,
     pub overlay: Option<Overlay>,
     pub plugins: PluginsPane,
+    pub library: LibraryPane,
     pub calls: CallLog,
     pub log: LogPane,
     pub stats: Stats,
-    /// Every form opened so far, by tool name: drafts survive leaving.
+    /// Every form opened so far, by `FormTarget::key`: drafts survive leaving.
     pub forms: HashMap<String, CallForm>,
     /// The tokens while shown (`t`).
     pub tokens: Option<Tokens>,
@@ -234,6 +252,7 @@ impl App {
             screen: Screen::Panes,
             overlay: None,
             plugins: PluginsPane::default(),
+            library: LibraryPane::default(),
             calls: CallLog::new(CALLS_KEPT),
             log: LogPane::new(LOG_LINES_KEPT),
             stats: Stats::default(),
@@ -263,6 +282,7 @@ impl App {
                 Pane::Plugins => &[Mode::Plugins, Mode::Lists, Mode::Global, Mode::Always],
                 Pane::Calls => &[Mode::Calls, Mode::Lists, Mode::Global, Mode::Always],
                 Pane::Log => &[Mode::Log, Mode::Lists, Mode::Global, Mode::Always],
+                Pane::Library => &[Mode::Library, Mode::Lists, Mode::Global, Mode::Always],
             },
         }
     }
@@ -303,6 +323,10 @@ impl App {
         self.areas().pane_height(Pane::Log)
     }
 
+    pub fn library_height(&self) -> usize {
+        self.areas().pane_height(Pane::Library)
+    }
+
     /// How long the server has been up.
     pub fn uptime(&self) -> Duration {
         self.server.as_ref().map_or(Duration::ZERO, |server| {
@@ -324,6 +348,7 @@ impl App {
             ConsoleEvent::Resize(columns, rows) => {
                 self.size = Rect::new(0, 0, columns, rows);
                 self.keep_plugin_selection_visible();
+                self.keep_library_selection_visible();
                 None
             }
             ConsoleEvent::Tick(now) => {
@@ -426,12 +451,17 @@ impl App {
             Command::Suspend => return Some(Action::Suspend),
             Command::NextPane | Command::PreviousPane => {
                 let index = Pane::ALL.iter().position(|p| *p == self.focus).unwrap_or(0);
-                let step = if command == Command::NextPane { 1 } else { 2 };
+                let step = if command == Command::NextPane {
+                    1
+                } else {
+                    Pane::ALL.len() - 1
+                };
                 self.focus = Pane::ALL[(index + step) % Pane::ALL.len()];
             }
             Command::FocusPlugins => self.focus = Pane::Plugins,
             Command::FocusCalls => self.focus = Pane::Calls,
             Command::FocusLog => self.focus = Pane::Log,
+            Command::FocusLibrary => self.focus = Pane::Library,
             Command::RevealTokens => return self.toggle_tokens(),
             Command::Up => self.move_by(-1),
             Command::Down => self.move_by(1),
@@ -444,6 +474,7 @@ impl App {
                     Pane::Plugins => self.open_plugin_row(),
                     Pane::Calls => self.open_call(),
                     Pane::Log => None,
+                    Pane::Library => self.open_library_row(),
                 };
             }
             Command::Back => self.back(),
@@ -458,12 +489,12 @@ impl App {
             Command::ToggleFollow => match self.focus {
                 Pane::Calls => self.calls.toggle_follow(self.calls_height()),
                 Pane::Log => self.log.toggle_follow(self.log_height()),
-                Pane::Plugins => {}
+                Pane::Plugins | Pane::Library => {}
             },
             Command::Clear => match self.focus {
                 Pane::Calls => self.calls.clear(),
                 Pane::Log => self.log.clear(),
-                Pane::Plugins => {}
+                Pane::Plugins | Pane::Library => {}
             },
             Command::Replay => return self.replay(),
             Command::Send => return self.send(),
@@ -516,6 +547,7 @@ impl App {
             Pane::Plugins => self.plugins_height(),
             Pane::Calls => self.calls_height(),
             Pane::Log => self.log_height(),
+            Pane::Library => self.library_height(),
         }
         .saturating_sub(1)
         .max(1)
@@ -539,6 +571,7 @@ impl App {
                 let height = self.log_height();
                 self.log.move_selection(delta, height);
             }
+            Pane::Library => self.move_library_selection(delta),
         }
     }
 
@@ -554,126 +587,9 @@ impl App {
             (Pane::Calls, true) => self.calls.follow_tail(),
             (Pane::Log, false) => self.log.select_first(),
             (Pane::Log, true) => self.log.follow_tail(),
+            (Pane::Library, false) => self.move_library_selection(isize::MIN / 2),
+            (Pane::Library, true) => self.move_library_selection(isize::MAX / 2),
         }
-    }
-
-    // --- news from the server ------------------------------------------------
-
-    fn on_welcome(&mut self, welcome: Welcome, at: Instant) {
-        let uptime = Duration::from_millis(welcome.server.uptime_ms);
-        self.server = Some(ServerView {
-            started: at.checked_sub(uptime).unwrap_or(at),
-            summary: welcome.server,
-        });
-        self.connection = Connection::Attached;
-        self.set_plugins(welcome.plugins);
-        self.calls
-            .replace(welcome.calls.into_iter().filter_map(CallRow::new));
-        self.log.replace(welcome.log);
-        self.stats.window = None;
-        self.set_counters(welcome.counters);
-        self.now = self.now.max(at);
-    }
-
-    fn on_update(&mut self, update: Update, at: Instant) {
-        match update {
-            Update::Event { event } => self.on_server_event(event),
-            Update::Missed { count } => self.stats.dropped += count,
-            Update::Plugins { plugins } => self.set_plugins(plugins),
-            Update::Log { lines } => {
-                for line in lines {
-                    self.log.push(line);
-                }
-            }
-            Update::Counters(counters) => self.set_counters(counters),
-        }
-        self.now = self.now.max(at);
-    }
-
-    fn on_server_event(&mut self, event: std::sync::Arc<ServerEvent>) {
-        if let ServerEvent::Lifecycle(change) = &*event {
-            if let Some(plugin) = &change.plugin {
-                if change.change == Change::Reloading {
-                    self.plugins.reloading.insert(plugin.clone());
-                } else {
-                    self.plugins.reloading.remove(plugin);
-                }
-            }
-            return;
-        }
-        if let Some(row) = CallRow::new(event) {
-            self.calls.push(row);
-        }
-    }
-
-    fn on_reply(&mut self, id: u64, reply: Reply) {
-        if let Some(pending) = self.pending.remove(&id) {
-            if let Reply::Failed { reason } = &reply {
-                self.notice = Notice::error(format!("the server did not answer: {reason}"));
-            }
-            self.route(id, pending, reply);
-        }
-    }
-
-    /// Hand a reply to what waits for it.
-    fn route(&mut self, id: u64, pending: Pending, reply: Reply) {
-        match pending {
-            Pending::Call { tool } => self.on_call_reply(&tool, id, reply),
-            Pending::Reload { plugin } => self.on_reload_reply(plugin, reply),
-            Pending::Detail { call, replay } => self.on_detail(call, replay, reply),
-            Pending::Tokens => {
-                if let Reply::Tokens { mcp, admin } = reply {
-                    self.tokens = Some(Tokens { mcp, admin });
-                    self.keep_plugin_selection_visible();
-                }
-            }
-        }
-    }
-
-    /// The connection is gone: what was asked will not be answered, and
-    /// the counters are as of then.
-    fn on_disconnected(&mut self, reason: String, retrying: bool) {
-        let mut waiting: Vec<_> = self.pending.drain().collect();
-        waiting.sort_by_key(|(id, _)| *id);
-        for (id, pending) in waiting {
-            let reply = Reply::Failed {
-                reason: format!("the connection to the server was lost: {reason}"),
-            };
-            self.route(id, pending, reply);
-        }
-        self.stats.in_flight = 0;
-        self.stats.busy.clear();
-        self.connection = Connection::Lost { reason, retrying };
-    }
-
-    // --- counters ------------------------------------------------------------
-
-    fn set_counters(&mut self, counters: Counters) {
-        let stats = &mut self.stats;
-        stats.calls = counters.calls;
-        stats.errors = counters.errors;
-        stats.in_flight = counters.in_flight;
-        stats.busy = counters.busy;
-    }
-
-    fn on_tick(&mut self, now: Instant) {
-        let stats = &mut self.stats;
-        match stats.window {
-            None => stats.window = Some((now, stats.calls)),
-            Some((start, calls)) => {
-                let elapsed = now.saturating_duration_since(start);
-                if elapsed >= Duration::from_secs(1) {
-                    let rate = stats.calls.saturating_sub(calls) as f64 / elapsed.as_secs_f64();
-                    self.dirty |= (rate - stats.calls_per_second).abs() > f64::EPSILON;
-                    stats.calls_per_second = rate;
-                    stats.window = Some((now, stats.calls));
-                }
-            }
-        }
-        // The uptime shows seconds.
-        let before = self.uptime().as_secs();
-        self.now = self.now.max(now);
-        self.dirty |= self.uptime().as_secs() != before;
     }
 }
 

@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use super::{App, Notice, Overlay, Pending, ReportView};
+use crate::console::form::FormTarget;
 use crate::control::{PluginView, Reply, Request, ToolView};
 
 /// A row of the plugin list.
@@ -109,9 +110,11 @@ impl App {
         // Forms follow their tools to new versions.
         pane.rows = rows;
         pane.plugins = Some(plugins);
-        for (name, form) in &mut self.forms {
-            if let Some(tool) = pane.tool(name) {
-                form.set_tool(tool);
+        for form in self.forms.values_mut() {
+            if let FormTarget::Tool(old) = &form.target
+                && let Some(tool) = pane.tool(&old.name)
+            {
+                form.set_target(FormTarget::Tool(tool.clone()));
             }
         }
         pane.selected = selected
@@ -210,8 +213,8 @@ impl App {
                 let name = plugin.tools.get(function)?.name.clone();
                 match self.plugins.tool(&name) {
                     Some(tool) => {
-                        let tool = tool.clone();
-                        self.open_form_for(tool);
+                        let target = FormTarget::Tool(tool.clone());
+                        self.open_form_for(target);
                     }
                     None => {
                         self.notice = Notice::error(format!(

@@ -7,11 +7,14 @@ use ratatui::crossterm::event::{KeyCode, KeyModifiers};
 use serde_json::json;
 
 use super::*;
+use crate::console::app::LibraryRow;
 use crate::console::form::{FormOutcome, Validation};
 use crate::console::testing::{
     self, app, counters, ctrl, key, keys, press, tick, type_text, updates,
 };
+use crate::control::{Reply, Update};
 use crate::events::{CallEvent, CallSource, CallStatus, LifecycleEvent};
+use crate::events::{Change, ServerEvent};
 use crate::registry::{CallReply, ChangeReport, PluginChange, ToolOutput};
 use crate::runtime::{CallFailure, FailureKind};
 
@@ -55,14 +58,14 @@ fn visible_call_ids(app: &App) -> Vec<u64> {
 fn open_roll_dice(app: &mut App) {
     keys(app, "j");
     assert_eq!(app.update(key(KeyCode::Enter)), None);
-    assert_eq!(form(app).tool.name, "rollDice");
+    assert_eq!(form(app).target.name(), "rollDice");
 }
 
 fn server_event(event: ServerEvent) -> ConsoleEvent {
     updates(
         3725,
         vec![Update::Event {
-            event: Arc::new(event),
+            event: crate::events::SharedEvent::new(Arc::new(event)),
         }],
     )
 }
@@ -123,7 +126,11 @@ fn panes_change_with_tab_shift_tab_and_numbers() {
     app.update(key(KeyCode::Tab));
     assert_eq!(app.focus, Pane::Log);
     app.update(key(KeyCode::Tab));
+    assert_eq!(app.focus, Pane::Library);
+    app.update(key(KeyCode::Tab));
     assert_eq!(app.focus, Pane::Plugins);
+    app.update(key(KeyCode::BackTab));
+    assert_eq!(app.focus, Pane::Library);
     app.update(key(KeyCode::BackTab));
     assert_eq!(app.focus, Pane::Log);
     keys(&mut app, "2");
@@ -533,7 +540,7 @@ fn enter_opens_a_call_and_e_replays_it_in_the_form() {
     assert!(matches!(app.overlay, Some(Overlay::CallDetail(ref view)) if view.detail.is_some()));
     keys(&mut app, "e");
     assert!(app.overlay.is_none());
-    assert_eq!(form(&app).tool.name, "add");
+    assert_eq!(form(&app).target.name(), "add");
     assert_eq!(form(&app).text(), "{\n  \"left\": 2,\n  \"right\": 3\n}");
 }
 
@@ -545,7 +552,7 @@ fn e_in_the_log_fetches_the_arguments_then_opens_the_form() {
     assert_eq!(sent, Request::CallDetail { call: 1 });
     // The server no longer has the payloads: the preview serves.
     reply(&mut app, id, Reply::CallDetail { detail: None });
-    assert_eq!(form(&app).tool.name, "rollDice");
+    assert_eq!(form(&app).target.name(), "rollDice");
     assert_eq!(
         form(&app).text(),
         "{\n  \"numDice\": 3,\n  \"numFaces\": 6\n}"
@@ -701,4 +708,169 @@ fn the_log_pane_freezes_with_f_or_g_and_follows_again_with_capital_g() {
     keys(&mut app, "fc");
     assert_eq!(app.log.counts(), (0, 0));
     assert!(app.log.follow, "clearing follows again");
+}
+
+/// The name of the selected row of the resources-and-prompts pane.
+fn selected_library_entry(app: &App) -> String {
+    match app.library.rows[app.library.selected] {
+        LibraryRow::Resource(i) => app.library.resources[i].name.clone(),
+        LibraryRow::Prompt(i) => app.library.prompts[i].name.clone(),
+        LibraryRow::Heading(_) => "a heading".into(),
+    }
+}
+
+#[test]
+fn the_library_pane_lists_resources_then_prompts_and_skips_headings() {
+    let mut app = app(80, 24, false);
+    keys(&mut app, "4");
+    assert_eq!(app.focus, Pane::Library);
+    assert_eq!(selected_library_entry(&app), "info");
+    keys(&mut app, "k");
+    assert_eq!(
+        selected_library_entry(&app),
+        "info",
+        "the heading is not selectable"
+    );
+    keys(&mut app, "jjj");
+    assert_eq!(
+        selected_library_entry(&app),
+        "greet",
+        "past the Prompts heading"
+    );
+    keys(&mut app, "g");
+    assert_eq!(selected_library_entry(&app), "info");
+    keys(&mut app, "G");
+    assert_eq!(selected_library_entry(&app), "greet");
+}
+
+#[test]
+fn a_template_is_read_through_its_form_with_its_variables_checked() {
+    let mut app = app(80, 24, false);
+    keys(&mut app, "4jj");
+    assert_eq!(selected_library_entry(&app), "dice");
+    app.update(key(KeyCode::Enter));
+    assert_eq!(form(&app).target.name(), "dice");
+    assert_eq!(form(&app).text(), "{\n  \"count\": 0,\n  \"faces\": 0\n}");
+    // A variable of the wrong type is not sent.
+    app.update(ctrl('r'));
+    app.update(key(KeyCode::Down));
+    app.update(key(KeyCode::End));
+    app.update(key(KeyCode::Left));
+    app.update(key(KeyCode::Backspace));
+    type_text(&mut app, "\"many\"");
+    assert!(
+        matches!(&form(&app).validation, Validation::Schema(m) if m.contains("`count` must be an integer"))
+    );
+    assert_eq!(app.update(ctrl('s')), None);
+    // Fixed: the read goes to the URI the template makes.
+    app.update(ctrl('r'));
+    app.update(key(KeyCode::Down));
+    app.update(key(KeyCode::End));
+    app.update(key(KeyCode::Left));
+    app.update(key(KeyCode::Backspace));
+    type_text(&mut app, "3");
+    app.update(key(KeyCode::Down));
+    app.update(key(KeyCode::End));
+    app.update(key(KeyCode::Backspace));
+    type_text(&mut app, "6");
+    let (id, sent) = request(app.update(ctrl('s')));
+    assert_eq!(
+        sent,
+        Request::ReadResource {
+            uri: "dice://3d6".into()
+        }
+    );
+    reply(
+        &mut app,
+        id,
+        Reply::Read {
+            result: Ok(crate::registry::ResourceRead {
+                call_id: 12,
+                contents: vec![crate::registry::ResourceContent {
+                    uri: "dice://3d6".into(),
+                    mime_type: Some("text/plain".into()),
+                    text: "14".into(),
+                    blob: None,
+                    meta: Default::default(),
+                }],
+            }),
+        },
+    );
+    assert_eq!(
+        form(&app).outcome,
+        Some(FormOutcome::Ok {
+            call_id: 12,
+            text: "14".into()
+        })
+    );
+}
+
+#[test]
+fn a_prompt_is_rendered_through_its_form() {
+    let mut app = app(80, 24, false);
+    keys(&mut app, "4G");
+    app.update(key(KeyCode::Enter));
+    assert_eq!(form(&app).target.name(), "greet");
+    // The server's checks, in the form: a required argument left out.
+    let problem = crate::console::form::validate(&form(&app).target, r#"{"mood":"sunny"}"#);
+    assert!(
+        matches!(&problem, Err(Validation::Schema(m)) if m.contains("missing required argument `nickName`")),
+        "{problem:?}"
+    );
+    // Between the quotes of `"nickName": "",`.
+    app.update(key(KeyCode::Down));
+    app.update(key(KeyCode::End));
+    app.update(key(KeyCode::Left));
+    app.update(key(KeyCode::Left));
+    type_text(&mut app, "Bob");
+    let (id, sent) = request(app.update(ctrl('s')));
+    let Request::RenderPrompt { name, arguments } = sent else {
+        panic!("expected a render, got {sent:?}");
+    };
+    assert_eq!(name, "greet");
+    assert_eq!(arguments["nickName"], "Bob");
+    reply(
+        &mut app,
+        id,
+        Reply::Rendered {
+            result: Ok(crate::registry::RenderedPrompt {
+                call_id: 13,
+                description: Some("Greet someone".into()),
+                messages: vec![crate::registry::RenderedMessage {
+                    role: crate::catalog::MessageRole::User,
+                    text: "Hello Bob, how are you?".into(),
+                    content: None,
+                }],
+            }),
+        },
+    );
+    let Some(FormOutcome::Ok { text, .. }) = &form(&app).outcome else {
+        panic!("expected the rendered prompt");
+    };
+    assert!(text.contains("user:\nHello Bob, how are you?"), "{text}");
+}
+
+#[test]
+fn a_resource_read_from_the_log_replays_in_its_form_with_its_variables() {
+    let mut app = app(80, 24, false);
+    app.update(server_event(ServerEvent::Call(CallEvent {
+        kind: crate::events::CallKind::Resource,
+        arguments: r#"{"uri":"echo://hi","variables":{"message":"hi"}}"#.into(),
+        ..match &*testing::calls()[0] {
+            ServerEvent::Call(call) => CallEvent {
+                id: 50,
+                tool: "echo".into(),
+                plugin: "".into(),
+                ..call.clone()
+            },
+            _ => unreachable!(),
+        }
+    })));
+    keys(&mut app, "2k");
+    let sent = keys(&mut app, "j").pop();
+    assert!(sent.is_none());
+    let (id, _) = request(keys(&mut app, "e").pop());
+    reply(&mut app, id, Reply::CallDetail { detail: None });
+    assert_eq!(form(&app).target.name(), "echo");
+    assert_eq!(form(&app).text(), "{\n  \"message\": \"hi\"\n}");
 }

@@ -32,7 +32,7 @@ impl Columns {
         Self {
             source: widest(&|row| format::width(&row.call().source.to_string()))
                 .clamp("source".len(), source_cap),
-            tool: widest(&|row| format::width(&row.call().tool)).clamp("tool".len(), tool_cap),
+            tool: widest(&|row| format::width(&row.label())).clamp("tool".len(), tool_cap),
         }
     }
 }
@@ -113,7 +113,7 @@ fn call_line<'a>(app: &App, row: &'a CallRow, columns: &Columns, width: usize) -
             theme.dim,
         ),
         Span::raw(format!("{} ", pad(&source, columns.source))),
-        Span::styled(format!("{} ", pad(&call.tool, columns.tool)), theme.name),
+        Span::styled(format!("{} ", pad(&row.label(), columns.tool)), theme.name),
         Span::raw(format!(
             "{} ",
             pad_left(&format::duration(call.duration), DURATION)

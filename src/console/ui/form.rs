@@ -28,7 +28,7 @@ pub fn render(app: &App, form: &CallForm, frame: &mut Frame<'_>, area: Rect) {
         render_outcome(app, form, frame, outcome);
         render_arguments(app, form, frame, right, true);
     } else {
-        let argument_rows = (form.tool.arguments.len() as u16 + 1).min(5);
+        let argument_rows = (form.target.fields().len() as u16 + 1).min(5);
         let [editor, status, arguments, outcome] = Layout::vertical([
             Constraint::Length(editor_rows),
             Constraint::Length(2),
@@ -45,12 +45,13 @@ pub fn render(app: &App, form: &CallForm, frame: &mut Frame<'_>, area: Rect) {
 
 fn render_editor(app: &App, form: &CallForm, frame: &mut Frame<'_>, area: Rect) {
     let theme = &app.theme;
+    let (verb, place) = form.target.action();
     let mut title = vec![
-        Span::styled(format!(" Call {} ", form.tool.name), theme.title_focused),
         Span::styled(
-            format!("· plugin {} · JSON arguments ", form.tool.plugin),
-            theme.dim,
+            format!(" {verb} {} ", form.target.name()),
+            theme.title_focused,
         ),
+        Span::styled(format!("· {place} · JSON arguments "), theme.dim),
     ];
     if let Some((position, count)) = form.history_place() {
         title.push(Span::styled(
@@ -74,7 +75,11 @@ fn render_validation(app: &App, form: &CallForm, frame: &mut Frame<'_>, area: Re
         Validation::Valid => Line::from(vec![
             Span::styled(" ✓ valid ", theme.ok),
             Span::styled(
-                format!("· {} · Ctrl-S sends", form.tool.signature()),
+                format!(
+                    "· {} · Ctrl-S {}",
+                    form.target.signature(),
+                    form.target.sends()
+                ),
                 theme.dim,
             ),
         ]),
@@ -96,31 +101,37 @@ fn render_validation(app: &App, form: &CallForm, frame: &mut Frame<'_>, area: Re
 
 fn render_arguments(app: &App, form: &CallForm, frame: &mut Frame<'_>, area: Rect, wide: bool) {
     let theme = &app.theme;
-    let tool = &form.tool;
     if !wide {
         let mut lines = vec![Line::styled(" Arguments", theme.name)];
         lines.extend(argument_lines(app, form));
         frame.render_widget(Paragraph::new(lines), area);
         return;
     }
+    let fields = form.target.fields();
     let mut lines = vec![
-        Line::styled(tool.description.clone().unwrap_or_default(), theme.dim),
+        Line::styled(
+            form.target.description().unwrap_or_default().to_string(),
+            theme.dim,
+        ),
         Line::default(),
     ];
-    if tool.arguments.is_empty() {
-        lines.push(Line::styled("no arguments: send {}", theme.dim));
+    if fields.is_empty() {
+        lines.push(Line::styled(
+            format!("no arguments: Ctrl-S {} with {{}}", form.target.sends()),
+            theme.dim,
+        ));
     }
-    for argument in &tool.arguments {
-        let requirement = if argument.required {
+    for field in fields {
+        let requirement = if field.required {
             "required"
         } else {
             "optional"
         };
         lines.push(Line::from(vec![
-            Span::styled(argument.name.as_str(), theme.name),
-            Span::styled(format!("  {}, {requirement}", argument.kind), theme.dim),
+            Span::styled(field.name.to_string(), theme.name),
+            Span::styled(format!("  {}, {requirement}", field.kind), theme.dim),
         ]));
-        if let Some(description) = &argument.description {
+        if let Some(description) = field.description {
             lines.push(Line::raw(format!("  {description}")));
         }
     }
@@ -137,24 +148,24 @@ fn render_arguments(app: &App, form: &CallForm, frame: &mut Frame<'_>, area: Rec
 }
 
 /// The narrow form's argument lines (one per argument).
-fn argument_lines<'a>(app: &App, form: &'a CallForm) -> Vec<Line<'a>> {
+fn argument_lines(app: &App, form: &CallForm) -> Vec<Line<'static>> {
     let theme = &app.theme;
-    if form.tool.arguments.is_empty() {
+    let fields = form.target.fields();
+    if fields.is_empty() {
         return vec![Line::styled(" none: send {}", theme.dim)];
     }
-    form.tool
-        .arguments
-        .iter()
-        .map(|argument| {
-            let requirement = if argument.required { "" } else { ", optional" };
+    fields
+        .into_iter()
+        .map(|field| {
+            let requirement = if field.required { "" } else { ", optional" };
             let mut spans = vec![
                 Span::raw(" "),
-                Span::styled(argument.name.as_str(), theme.name),
-                Span::styled(format!(": {}{requirement}", argument.kind), theme.dim),
+                Span::styled(field.name.to_string(), theme.name),
+                Span::styled(format!(": {}{requirement}", field.kind), theme.dim),
             ];
-            if let Some(description) = &argument.description {
+            if let Some(description) = field.description {
                 spans.push(Span::styled(" · ", theme.dim));
-                spans.push(Span::raw(description.as_str()));
+                spans.push(Span::raw(description.to_string()));
             }
             Line::from(spans)
         })
@@ -167,7 +178,10 @@ fn render_outcome(app: &App, form: &CallForm, frame: &mut Frame<'_>, area: Rect)
         None => (
             Line::styled(" Result ", theme.name),
             vec![Line::styled(
-                "Ctrl-S sends the call; its result shows here and in the calls pane.",
+                format!(
+                    "Ctrl-S {}; the outcome shows here and in the calls pane.",
+                    form.target.sends()
+                ),
                 theme.dim,
             )],
         ),

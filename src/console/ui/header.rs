@@ -62,11 +62,11 @@ pub fn render(app: &App, frame: &mut Frame<'_>, area: Rect) {
             Span::raw(reason.clone()),
         ]),
         Connection::Connecting => Line::styled(" waiting for the server's welcome…", theme.dim),
-        Connection::Attached => [true, false]
+        Connection::Attached => [(true, true), (true, false), (false, true), (false, false)]
             .into_iter()
-            .map(|total| second_line(app, total))
+            .map(|(total, library)| second_line(app, total, library))
             .find(|line| line.width() <= width)
-            .unwrap_or_else(|| second_line(app, false)),
+            .unwrap_or_else(|| second_line(app, false, false)),
     };
 
     let mut lines = vec![first, second];
@@ -163,8 +163,9 @@ fn first_line(app: &App, server: &ServerView, shown: Shown) -> Line<'static> {
     Line::from(spans)
 }
 
-/// The counters: plugins, rate, total (when `total`), errors, in flight.
-fn second_line(app: &App, total: bool) -> Line<'static> {
+/// The counters: plugins, resources and prompts (when `library` and some
+/// are served), rate, total (when `total`), errors, in flight.
+fn second_line(app: &App, total: bool, library: bool) -> Line<'static> {
     let theme = &app.theme;
     let separator = || Span::styled(" │ ", theme.dim);
     let (loaded, failed) = app.plugins.counts();
@@ -178,10 +179,24 @@ fn second_line(app: &App, total: bool) -> Line<'static> {
             if failed > 0 { theme.error } else { theme.dim },
         ),
         Span::styled(" failed", theme.dim),
+    ];
+    let (resources, templates, prompts) = app.library.counts();
+    if library && resources + templates + prompts > 0 {
+        let plural = |n: usize| if n == 1 { "" } else { "s" };
+        let resources = resources + templates;
+        second.extend([
+            separator(),
+            Span::raw(resources.to_string()),
+            Span::styled(format!(" resource{} ", plural(resources)), theme.dim),
+            Span::raw(prompts.to_string()),
+            Span::styled(format!(" prompt{}", plural(prompts)), theme.dim),
+        ]);
+    }
+    second.extend([
         separator(),
         Span::raw(format!("{:.1}", stats.calls_per_second)),
         Span::styled(" calls/s", theme.dim),
-    ];
+    ]);
     if total {
         second.push(separator());
         second.push(Span::raw(stats.calls.to_string()));

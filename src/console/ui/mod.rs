@@ -5,6 +5,7 @@ mod calls;
 mod form;
 mod header;
 mod hints;
+mod library;
 mod log;
 mod overlays;
 mod plugins;
@@ -35,6 +36,7 @@ pub fn render(app: &App, frame: &mut Frame<'_>) {
                     Pane::Plugins => plugins::render(app, frame, *area, &areas),
                     Pane::Calls => calls::render(app, frame, *area, &areas),
                     Pane::Log => log::render(app, frame, *area, &areas),
+                    Pane::Library => library::render(app, frame, *area, &areas),
                 }
             }
         }
@@ -64,7 +66,8 @@ fn render_too_small(app: &App, frame: &mut Frame<'_>, area: Rect) {
 
 /// A pane's block: its number and title, the focus shown by the border and
 /// the title (bold/reverse in monochrome). When only one pane shows at a
-/// time, the title lists all three so the operator knows where the others are.
+/// time, the title lists all four (shortly) so the operator knows where the
+/// others are.
 fn pane_block<'a>(app: &App, pane: Pane, areas: &Areas, extra: Vec<Span<'a>>) -> Block<'a> {
     let focused = app.focus == pane && app.open_form().is_none();
     let theme = &app.theme;
@@ -88,7 +91,7 @@ fn pane_block<'a>(app: &App, pane: Pane, areas: &Areas, extra: Vec<Span<'a>>) ->
                 theme.dim
             };
             title.push(Span::styled(
-                format!("{} {}", other.number(), other.title()),
+                format!("{} {}", other.number(), other.short_title()),
                 style,
             ));
             title.push(Span::raw(" "));

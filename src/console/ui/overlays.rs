@@ -11,7 +11,7 @@ use crate::console::app::{App, CallDetailView, Overlay, ReportView};
 use crate::console::form::pretty;
 use crate::console::format::{self, clock_time};
 use crate::console::keymap::{self, HELP_ORDER, KEYMAP};
-use crate::events::{CallStatus, Change};
+use crate::events::{CallKind, CallStatus, Change};
 use crate::registry::PluginState;
 
 /// Draw the overlay, if any, over `body` (the header and the hint bar stay
@@ -160,12 +160,13 @@ fn call_lines<'a>(app: &App, view: &'a CallDetailView) -> Vec<Line<'a>> {
     let call = view.row.call();
     let mut lines = vec![
         Line::from(vec![
-            Span::styled(call.tool.to_string(), theme.name),
+            Span::styled(view.row.label(), theme.name),
             Span::styled(
-                if call.plugin.is_empty() {
-                    " (unknown tool)".to_string()
-                } else {
-                    format!(" of plugin {}", call.plugin)
+                match (call.kind, call.plugin.is_empty()) {
+                    (CallKind::Tool, true) => " (unknown tool)".to_string(),
+                    (CallKind::Tool, false) => format!(" of plugin {}", call.plugin),
+                    (_, false) => format!(", computed by plugin {}", call.plugin),
+                    (_, true) => String::new(),
                 },
                 theme.dim,
             ),
@@ -364,14 +365,20 @@ fn report_lines<'a>(app: &App, report: &'a ReportView) -> Vec<Line<'a>> {
             Line::styled("Nothing changed: the reload could not start.", theme.error),
             Line::raw(error.as_str()),
         ],
-        Ok(changes) => {
-            let count = |change| {
-                changes
-                    .changes
-                    .iter()
-                    .filter(|c| c.change == change)
-                    .count()
-            };
+        Ok(report) => {
+            // Plugins, then the definition files (resources.yml, prompts.yml).
+            let rows: Vec<(&str, Change, &str)> = report
+                .changes
+                .iter()
+                .map(|c| (c.plugin.as_str(), c.change, c.message.as_str()))
+                .chain(
+                    report
+                        .definitions
+                        .iter()
+                        .map(|d| (d.file.as_str(), d.change, d.message.as_str())),
+                )
+                .collect();
+            let count = |change| rows.iter().filter(|row| row.1 == change).count();
             let summary: Vec<String> = [
                 (Change::Added, "added"),
                 (Change::Replaced, "reloaded"),
@@ -389,27 +396,26 @@ fn report_lines<'a>(app: &App, report: &'a ReportView) -> Vec<Line<'a>> {
                 } else {
                     summary.join(", ")
                 },
-                if changes.has_failures() {
+                if report.has_failures() {
                     theme.error
                 } else {
                     theme.ok
                 },
             )];
-            if changes.has_failures() {
+            if report.has_failures() {
                 lines.push(Line::styled(
-                    "A plugin that failed keeps serving its previous version, if it had one.",
+                    "What failed keeps serving its previous version, if it had one.",
                     theme.dim,
                 ));
             }
             lines.push(Line::default());
-            let name_width = changes
-                .changes
+            let name_width = rows
                 .iter()
-                .map(|c| c.plugin.chars().count())
+                .map(|row| row.0.chars().count())
                 .max()
                 .unwrap_or(0);
-            for change in &changes.changes {
-                let (word, style) = match change.change {
+            for (name, change, message) in rows {
+                let (word, style) = match change {
                     Change::Added => ("added", theme.ok),
                     Change::Replaced => ("reloaded", theme.ok),
                     Change::Removed => ("removed", theme.warn),
@@ -418,9 +424,9 @@ fn report_lines<'a>(app: &App, report: &'a ReportView) -> Vec<Line<'a>> {
                     Change::Reloading => ("reloading", theme.warn),
                 };
                 lines.push(Line::from(vec![
-                    Span::styled(format!("{:<name_width$}  ", change.plugin), theme.name),
+                    Span::styled(format!("{name:<name_width$}  "), theme.name),
                     Span::styled(format!("{word:<9}  "), style),
-                    Span::raw(change.message.as_str()),
+                    Span::raw(message),
                 ]));
             }
             lines
