@@ -47,6 +47,14 @@ impl ContentItem {
         self.field("uri")
     }
 
+    /// The text of an embedded resource.
+    pub fn embedded_text(&self) -> Option<&str> {
+        match self.kind() {
+            "resource" => self.field("text"),
+            _ => None,
+        }
+    }
+
     /// How many bytes the block carries: decoded base64 for images, audio and
     /// blobs, UTF-8 bytes for text.
     pub fn size(&self) -> usize {

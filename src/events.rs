@@ -401,7 +401,7 @@ pub fn preview(text: &str) -> String {
 }
 
 /// A time as milliseconds since the Unix epoch.
-mod unix_millis {
+pub(crate) mod unix_millis {
     use std::time::{Duration, SystemTime};
 
     use serde::{Deserialize, Deserializer, Serializer};

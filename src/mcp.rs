@@ -338,7 +338,7 @@ impl ServerHandler for McpHandler {
         let (progress, mut reports) = match token {
             Some(_) => {
                 let (sender, receiver) = mpsc::channel(PROGRESS_QUEUE);
-                (Some(sender), Some(receiver))
+                (Some(CallControl::queue(sender)), Some(receiver))
             }
             None => (None, None),
         };

@@ -3,11 +3,13 @@
 //! as the operator types with the same checks the server makes, a history
 //! of the arguments sent, and the outcome of the last call, read or render.
 
+use std::borrow::Cow;
+
 use ratatui::style::Style;
 use ratatui_textarea::TextArea;
 use serde_json::{Map, Value};
 
-use crate::catalog::ArgumentType;
+use crate::catalog::ParameterSpec;
 use crate::control::{PromptView, Request, ResourceView, ToolView};
 use crate::registry::{signature_of, skeleton_of};
 use crate::runtime::FailureKind;
@@ -21,10 +23,11 @@ pub enum FormTarget {
 }
 
 /// One argument as the form lists it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Field<'a> {
     pub name: &'a str,
-    pub kind: ArgumentType,
+    /// Its type as a reader would write it: `integer`, `enum`, `string or null`.
+    pub kind: Cow<'a, str>,
     pub required: bool,
     pub description: Option<&'a str>,
 }
@@ -73,15 +76,31 @@ impl FormTarget {
         }
     }
 
-    /// The arguments (or template variables) it takes, in declared order.
+    /// The arguments (or template variables) it takes, in declared order
+    /// (a schema's properties by name).
     pub fn fields(&self) -> Vec<Field<'_>> {
         match self {
+            FormTarget::Tool(ToolView {
+                input_schema: Some(schema),
+                ..
+            }) => {
+                let required: Vec<&str> = schema.required().collect();
+                schema
+                    .properties()
+                    .map(|(name, property)| Field {
+                        name,
+                        kind: Cow::Owned(crate::schema::type_name(property)),
+                        required: required.contains(&name),
+                        description: property.get("description").and_then(Value::as_str),
+                    })
+                    .collect()
+            }
             FormTarget::Tool(tool) => tool
                 .arguments
                 .iter()
                 .map(|a| Field {
                     name: &a.name,
-                    kind: a.kind,
+                    kind: Cow::Borrowed(a.kind.as_str()),
                     required: a.required,
                     description: a.description.as_deref(),
                 })
@@ -91,7 +110,7 @@ impl FormTarget {
                 .iter()
                 .map(|p| Field {
                     name: &p.name,
-                    kind: p.kind,
+                    kind: Cow::Borrowed(p.kind.as_str()),
                     required: p.required,
                     description: p.description.as_deref(),
                 })
@@ -99,18 +118,32 @@ impl FormTarget {
         }
     }
 
+    /// The declared parameters of a resource or prompt.
+    fn parameters(&self) -> impl Iterator<Item = &ParameterSpec> {
+        match self {
+            FormTarget::Tool(_) => [].iter(),
+            FormTarget::Resource(ResourceView { parameters, .. })
+            | FormTarget::Prompt(PromptView { parameters, .. }) => parameters.iter(),
+        }
+    }
+
     /// The draft a new form starts from.
     pub fn skeleton(&self) -> String {
-        skeleton_of(self.fields().into_iter().map(|f| (f.name, f.kind)))
+        match self {
+            FormTarget::Tool(tool) => tool.skeleton(),
+            _ => skeleton_of(self.parameters().map(|p| (p.name.as_str(), p.kind))),
+        }
     }
 
     /// `{numFaces: integer, numDice: integer}`.
     pub fn signature(&self) -> String {
-        signature_of(
-            self.fields()
-                .into_iter()
-                .map(|f| (f.name, f.kind, f.required)),
-        )
+        match self {
+            FormTarget::Tool(tool) => tool.signature(),
+            _ => signature_of(
+                self.parameters()
+                    .map(|p| (p.name.as_str(), p.kind, p.required)),
+            ),
+        }
     }
 
     /// The request for `arguments`, or why they do not fit: the checks the

@@ -441,3 +441,65 @@ fn every_size_from_tiny_to_huge_draws_without_panicking() {
         }
     }
 }
+
+#[test]
+fn calls_with_progress_of_running_calls() {
+    check("calls_progress", |app| {
+        keys(app, "2");
+        let running =
+            |key: u64, tool: &str, progress: f64, total: Option<f64>, message: Option<&str>| {
+                crate::registry::RunningCall {
+                    key,
+                    started: testing::wall(3700 + key),
+                    source: crate::events::CallSource::Console,
+                    tool: tool.into(),
+                    plugin: "numbers".into(),
+                    progress: crate::runtime::Progress {
+                        progress,
+                        total,
+                        message: message.map(String::from),
+                    },
+                }
+            };
+        let counters = crate::control::Counters {
+            in_flight: 2,
+            progress: vec![
+                running(1, "crunch", 50.0, Some(100.0), Some("halfway")),
+                running(2, "index", 3.0, None, None),
+            ],
+            ..Default::default()
+        };
+        app.update(testing::updates(3725, vec![Update::Counters(counters)]));
+    });
+}
+
+#[test]
+fn call_form_with_a_rich_result() {
+    check("form_rich_result", |app| {
+        keys(app, "jjjjj");
+        app.update(key(KeyCode::Enter));
+        let sent = app.update(ctrl('s'));
+        let envelope = r#"{"content": [
+            {"type": "text", "text": "Here is the chart:"},
+            {"type": "image", "data": "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC", "mimeType": "image/png"},
+            {"type": "audio", "data": "UklGRiwAAABXQVZFZm10IBAAAAABAAEAQB8AAEAfAAABAAgAZGF0YQgAAACAgICAgICAgA==", "mimeType": "audio/wav"},
+            {"type": "resource_link", "uri": "file:///reports/q3.pdf", "name": "q3", "mimeType": "application/pdf"}
+          ], "structuredContent": {"points": 12, "unit": "km"}}"#;
+        answer(
+            app,
+            sent,
+            Reply::Called {
+                result: Ok(CallReply {
+                    call_id: 8,
+                    output: ToolOutput::from_plugin(
+                        crate::catalog::OutputKind::Content,
+                        None,
+                        "add",
+                        envelope.into(),
+                    )
+                    .expect("a valid envelope"),
+                }),
+            },
+        );
+    });
+}

@@ -264,6 +264,7 @@ fn counters(registry: &Registry, snapshot: &Snapshot) -> Counters {
                 (busy > 0).then(|| (entry.spec.name.clone(), busy))
             })
             .collect(),
+        progress: registry.running_calls(),
     }
 }
 

@@ -26,6 +26,7 @@ use crate::catalog::{ArgumentSpec, ParameterSpec, parameter_values};
 use crate::events::SharedEvent;
 use crate::registry::{
     Arguments, CallDetail, CallReply, ChangeReport, PluginState, RenderedPrompt, ResourceRead,
+    RunningCall,
 };
 use crate::runtime::CallFailure;
 use crate::schema::JsonSchema;
@@ -115,6 +116,9 @@ pub struct Counters {
     pub in_flight: u64,
     /// Busy instances, by plugin (plugins with none busy are left out).
     pub busy: BTreeMap<String, usize>,
+    /// Calls running now that reported progress, with the last report.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub progress: Vec<RunningCall>,
 }
 
 /// One news item of an update.
@@ -573,6 +577,18 @@ mod tests {
             errors: 1,
             in_flight: 2,
             busy: [("roll-dice".to_string(), 2)].into(),
+            progress: vec![RunningCall {
+                key: 4,
+                started: SystemTime::UNIX_EPOCH + Duration::from_millis(1_767_268_800_000),
+                source: CallSource::Console,
+                tool: "crunch".into(),
+                plugin: "numbers".into(),
+                progress: crate::runtime::Progress {
+                    progress: 50.0,
+                    total: Some(100.0),
+                    message: Some("halfway".into()),
+                },
+            }],
         };
         let failure = CallFailure::new(FailureKind::Timeout, "too slow");
         let mut frames = vec![

@@ -19,6 +19,7 @@ mod edits;
 mod output;
 mod prompts;
 mod resources;
+mod running;
 mod tool;
 
 use std::borrow::Cow;
@@ -39,6 +40,7 @@ pub use edits::{Edited, OwnsFile};
 pub use output::ToolOutput;
 pub use prompts::{PromptSet, RenderedMessage, RenderedPrompt, ServedPrompt};
 pub use resources::{ResourceContent, ResourceEdit, ResourceRead, ResourceSet, ServedResource};
+pub use running::RunningCall;
 pub use tool::{Arguments, Tool, plugin_input, signature, signature_of, skeleton, skeleton_of};
 
 use crate::catalog::{CatalogError, CatalogFile, PluginSpec};
@@ -218,6 +220,8 @@ struct Inner {
     resources: definitions::Store<ResourceSet>,
     /// What prompts.yml serves.
     prompts: definitions::Store<PromptSet>,
+    /// Calls in flight that reported progress.
+    running: running::RunningCalls,
 }
 
 /// What a finished call reports, whatever it was (a tool call, a resource
@@ -305,6 +309,7 @@ impl Registry {
                 details,
                 resources: definitions::Store::new(),
                 prompts: definitions::Store::new(),
+                running: Default::default(),
             }),
         };
         registry.load_all("startup").await;
@@ -365,6 +370,8 @@ impl Registry {
         control: CallControl,
     ) -> Result<CallReply, CallFailure> {
         let arguments = arguments.unwrap_or_default();
+        let mut control = control;
+        let caller = source.clone();
         let work = async move {
             let found = self.inner.live.load().tool(tool).cloned();
             let mut finished = Finished {
@@ -387,6 +394,13 @@ impl Registry {
                             Err(CallFailure::new(FailureKind::InvalidArguments, message))
                     }
                     Ok(input) => {
+                        let (reporter, _running) = self.track_progress(
+                            &caller,
+                            &found.name,
+                            &found.plugin_name,
+                            control.progress.take(),
+                        );
+                        control.progress = Some(reporter);
                         let result = found
                             .plugin
                             .call(Arc::clone(&found.function), input.into_bytes(), control)

@@ -34,34 +34,47 @@ pub struct Progress {
     pub message: Option<String>,
 }
 
+/// Takes a call's progress reports, on the thread running the plugin: it
+/// must not block.
+pub type ProgressReporter = Arc<dyn Fn(Progress) + Send + Sync>;
+
 /// What a caller can do with a call while it runs.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct CallControl {
     /// Where the plugin's progress reports go.
-    pub progress: Option<mpsc::Sender<Progress>>,
+    pub progress: Option<ProgressReporter>,
     /// Cancelled when the caller no longer wants the result: the running
     /// plugin is stopped and its instance replaced.
     pub cancel: Option<CancellationToken>,
 }
 
+impl CallControl {
+    /// A reporter that queues reports on `sender`, dropping them when the
+    /// reader is slow (never blocking the plugin).
+    pub fn queue(sender: mpsc::Sender<Progress>) -> ProgressReporter {
+        Arc::new(move |report| {
+            let _ = sender.try_send(report);
+        })
+    }
+}
+
 /// Where one slot's progress reports go during a call.
 #[derive(Default)]
 pub(crate) struct ProgressSink {
-    sender: Option<mpsc::Sender<Progress>>,
+    reporter: Option<ProgressReporter>,
     last: Option<f64>,
 }
 
 impl ProgressSink {
     fn report(&mut self, report: Progress) {
-        let Some(sender) = &self.sender else {
+        let Some(reporter) = &self.reporter else {
             return;
         };
         if !report.progress.is_finite() || self.last.is_some_and(|last| report.progress <= last) {
             return;
         }
         self.last = Some(report.progress);
-        // A full channel means the caller reads slowly: drop, never block.
-        let _ = sender.try_send(report);
+        reporter(report);
     }
 }
 
@@ -70,13 +83,16 @@ impl ProgressSink {
 pub(crate) struct SlotSink(UserData<ProgressSink>);
 
 impl SlotSink {
-    /// Send this slot's reports to `sender` until [`SlotSink::clear`].
-    pub fn point_to(&self, sender: Option<mpsc::Sender<Progress>>) {
+    /// Send this slot's reports to `reporter` until [`SlotSink::clear`].
+    pub fn point_to(&self, reporter: Option<ProgressReporter>) {
         if let Ok(sink) = self.0.get() {
             let mut sink = sink
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            *sink = ProgressSink { sender, last: None };
+            *sink = ProgressSink {
+                reporter,
+                last: None,
+            };
         }
     }
 
@@ -208,7 +224,7 @@ mod tests {
     fn only_increasing_progress_goes_through() {
         let (sender, mut receiver) = mpsc::channel(8);
         let mut sink = ProgressSink {
-            sender: Some(sender),
+            reporter: Some(CallControl::queue(sender)),
             last: None,
         };
         for progress in [0.0, 50.0, 50.0, 40.0, f64::NAN, 100.0] {

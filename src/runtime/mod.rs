@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use failure::{CallFailure, FailureKind, LoadError};
-pub use host::{CallControl, PROGRESS_FUNCTION, Progress};
+pub use host::{CallControl, PROGRESS_FUNCTION, Progress, ProgressReporter};
 pub use module::ModuleInfo;
 pub use plugin::{CallOutput, LoadedPlugin, digest, module_path_of};
 

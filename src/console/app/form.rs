@@ -9,7 +9,8 @@ use super::{Action, App, Notice, Pending, Screen};
 use crate::console::form::{CallForm, EditorStyles, FormOutcome, FormTarget, Validation, pretty};
 use crate::control::Reply;
 use crate::events::CallKind;
-use crate::registry::{RenderedPrompt, ResourceRead};
+use crate::registry::{RenderedPrompt, ResourceRead, ToolOutput};
+use crate::runtime::{CallFailure, FailureKind};
 
 impl App {
     /// The open form, if any.
@@ -145,8 +146,13 @@ impl App {
         }
         form.outcome_scroll = 0;
         let result = match reply {
+            // A result the plugin marked as an error fails like any other.
+            Reply::Called { result: Ok(reply) } if reply.output.is_error => Err(CallFailure::new(
+                FailureKind::PluginError,
+                call_text(&reply.output),
+            )),
             Reply::Called { result } => {
-                result.map(|reply| (reply.call_id, pretty(&reply.output.readable())))
+                result.map(|reply| (reply.call_id, call_text(&reply.output)))
             }
             Reply::Read { result } => result.map(|read| (read.call_id, read_text(&read))),
             Reply::Rendered { result } => {
@@ -198,16 +204,52 @@ impl App {
     }
 }
 
+/// What a call returned, as the form shows it: text blocks as they are
+/// (pretty when JSON); images and audio as a label with their type and size;
+/// links with their URI; embedded resources under a label, with their text;
+/// then the structured content, unless a text block already shows it.
+fn call_text(output: &ToolOutput) -> String {
+    let mut parts: Vec<String> = output
+        .content
+        .iter()
+        .map(|block| match (block.text(), block.embedded_text()) {
+            (Some(text), _) => pretty(text),
+            (None, Some(text)) => format!("{}\n{}", block.summary(), pretty(text)),
+            (None, None) => block.summary(),
+        })
+        .collect();
+    if let Some(structured) = &output.structured {
+        let shown = output.content.iter().any(|block| {
+            block
+                .text()
+                .and_then(|text| serde_json::from_str::<Value>(text).ok())
+                .is_some_and(|value| &value == structured)
+        });
+        if !shown {
+            parts.push(format!(
+                "structured content:\n{}",
+                pretty(&structured.to_string())
+            ));
+        }
+    }
+    parts.join("\n")
+}
+
 /// What a read returned, as the form shows it: one content's text as is
-/// (pretty when JSON); several, each under its URI and type.
+/// (pretty when JSON), binary content as a label; several, each under its
+/// URI and type.
 fn read_text(read: &ResourceRead) -> String {
     match read.contents.as_slice() {
-        [one] => pretty(&one.text),
+        [one] => pretty(&one.readable()),
         many => many
             .iter()
             .map(|content| {
                 let kind = content.mime_type.as_deref().unwrap_or("text");
-                format!("── {} ({kind})\n{}", content.uri, pretty(&content.text))
+                format!(
+                    "── {} ({kind})\n{}",
+                    content.uri,
+                    pretty(&content.readable())
+                )
             })
             .collect::<Vec<_>>()
             .join("\n"),

@@ -34,6 +34,7 @@ use super::keymap::{self, Binding, Command, Key, Mode};
 use super::layout::{self, Areas};
 use super::theme::Theme;
 use crate::control::{Request, ServerSummary};
+use crate::registry::RunningCall;
 
 /// What the loop must do for the app.
 #[derive(Debug, Clone, PartialEq)]
@@ -171,6 +172,8 @@ pub struct Stats {
     pub in_flight: u64,
     /// Busy instances by plugin.
     pub busy: BTreeMap<String, usize>,
+    /// Calls running now that reported progress (the calls pane shows them).
+    pub progress: Vec<RunningCall>,
     pub calls_per_second: f64,
     /// Events the console lost by falling behind.
     pub dropped: u64,

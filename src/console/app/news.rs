@@ -101,6 +101,7 @@ impl App {
         }
         self.stats.in_flight = 0;
         self.stats.busy.clear();
+        self.stats.progress.clear();
         self.connection = Connection::Lost { reason, retrying };
     }
 
@@ -112,6 +113,7 @@ impl App {
         stats.errors = counters.errors;
         stats.in_flight = counters.in_flight;
         stats.busy = counters.busy;
+        stats.progress = counters.progress;
     }
 
     pub(super) fn on_tick(&mut self, now: Instant) {

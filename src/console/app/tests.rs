@@ -7,16 +7,17 @@ use ratatui::crossterm::event::{KeyCode, KeyModifiers};
 use serde_json::json;
 
 use super::*;
+use crate::catalog::OutputKind;
 use crate::console::app::LibraryRow;
 use crate::console::form::{FormOutcome, Validation};
 use crate::console::testing::{
     self, app, counters, ctrl, key, keys, press, tick, type_text, updates,
 };
-use crate::control::{Reply, Update};
+use crate::control::{Counters, Reply, Update};
 use crate::events::{CallEvent, CallSource, CallStatus, LifecycleEvent};
 use crate::events::{Change, ServerEvent};
-use crate::registry::{CallReply, ChangeReport, PluginChange, ToolOutput};
-use crate::runtime::{CallFailure, FailureKind};
+use crate::registry::{CallReply, ChangeReport, PluginChange, RunningCall, ToolOutput};
+use crate::runtime::{CallFailure, FailureKind, Progress};
 
 fn selected_row(app: &App) -> PluginRow {
     app.plugins.rows[app.plugins.selected]
@@ -873,4 +874,140 @@ fn a_resource_read_from_the_log_replays_in_its_form_with_its_variables() {
     reply(&mut app, id, Reply::CallDetail { detail: None });
     assert_eq!(form(&app).target.name(), "echo");
     assert_eq!(form(&app).text(), "{\n  \"message\": \"hi\"\n}");
+}
+
+/// The `add` tool of the fixture, given an input schema (as a reload would).
+fn add_with_a_schema(app: &mut App) {
+    let mut plugins = testing::plugins();
+    let add = plugins
+        .iter_mut()
+        .flat_map(|plugin| plugin.tools.iter_mut())
+        .find(|tool| tool.name == "add")
+        .expect("the fixture has add");
+    add.input_schema = serde_json::from_str(
+        r#"{"type": "object",
+            "properties": {
+              "left": {"type": "number"},
+              "right": {"type": "number"},
+              "options": {"type": "object", "properties": {"round": {"enum": ["up", "down"]}}}
+            },
+            "required": ["left", "right"]}"#,
+    )
+    .ok();
+    app.update(testing::updates(5, vec![Update::Plugins { plugins }]));
+    keys(app, "jjjjj");
+    assert_eq!(selected_name(app), "add");
+    app.update(key(KeyCode::Enter));
+}
+
+#[test]
+fn a_tool_with_an_input_schema_is_checked_in_its_form_with_the_path_of_each_problem() {
+    let mut app = app(120, 40, false);
+    add_with_a_schema(&mut app);
+    assert_eq!(
+        form(&app).text(),
+        "{\n  \"left\": 0,\n  \"options\": {},\n  \"right\": 0\n}"
+    );
+    assert_eq!(form(&app).validation, Validation::Valid);
+    let key = form(&app).target.key();
+    let editing = app.forms.get_mut(&key).expect("the form is open");
+    editing.replace_text(r#"{"left": 1, "options": {"round": "sideways"}}"#);
+    editing.edited();
+    match &form(&app).validation {
+        Validation::Schema(message) => {
+            assert!(
+                message.contains("(root): \"right\" is a required property"),
+                "{message}"
+            );
+            assert!(message.contains("/options/round: "), "{message}");
+            assert!(
+                message
+                    .contains("Expected {left: number, options: object (optional), right: number}"),
+                "{message}"
+            );
+        }
+        other => panic!("expected a schema error, got {other:?}"),
+    }
+    assert_eq!(app.update(ctrl('s')), None, "an invalid draft is not sent");
+}
+
+#[test]
+fn rich_results_show_as_labels_and_structured_content_and_plugin_errors_as_failures() {
+    let mut app = app(120, 40, false);
+    add_with_a_schema(&mut app);
+    let picture = r#"{"content": [
+        {"type": "text", "text": "{\"points\":12}"},
+        {"type": "image", "data": "iVBORw0KGgo=", "mimeType": "image/png"},
+        {"type": "resource_link", "uri": "file:///q3.pdf", "name": "q3", "mimeType": "application/pdf"},
+        {"type": "resource", "resource": {"uri": "test://notes", "mimeType": "text/plain", "text": "fine"}}
+      ], "structuredContent": {"points": 13}}"#;
+    let output = ToolOutput::from_plugin(OutputKind::Content, None, "add", picture.into()).unwrap();
+    let (id, _) = request(app.update(ctrl('s')));
+    reply(
+        &mut app,
+        id,
+        Reply::Called {
+            result: Ok(CallReply { call_id: 9, output }),
+        },
+    );
+    let Some(FormOutcome::Ok { text, .. }) = &form(&app).outcome else {
+        panic!("{:?}", form(&app).outcome);
+    };
+    assert_eq!(
+        text,
+        "{\n  \"points\": 12\n}\n[image image/png 8 B]\n[link file:///q3.pdf application/pdf]\n[resource test://notes text/plain 4 B]\nfine\nstructured content:\n{\n  \"points\": 13\n}"
+    );
+    let refused = ToolOutput::from_plugin(
+        OutputKind::Content,
+        None,
+        "add",
+        r#"{"content": [{"type": "text", "text": "no numbers today"}], "isError": true}"#.into(),
+    )
+    .unwrap();
+    let (id, _) = request(app.update(ctrl('s')));
+    reply(
+        &mut app,
+        id,
+        Reply::Called {
+            result: Ok(CallReply {
+                call_id: 10,
+                output: refused,
+            }),
+        },
+    );
+    assert_eq!(
+        form(&app).outcome,
+        Some(FormOutcome::Failed {
+            kind: FailureKind::PluginError,
+            message: "no numbers today".into()
+        })
+    );
+}
+
+#[test]
+fn running_calls_with_progress_come_and_go_with_the_counters() {
+    let mut app = app(120, 40, false);
+    let mut counters = Counters {
+        in_flight: 1,
+        ..Counters::default()
+    };
+    counters.progress = vec![RunningCall {
+        key: 1,
+        started: testing::wall(30),
+        source: CallSource::Console,
+        tool: "crunch".into(),
+        plugin: "numbers".into(),
+        progress: Progress {
+            progress: 50.0,
+            total: Some(100.0),
+            message: Some("halfway".into()),
+        },
+    }];
+    app.update(testing::updates(31, vec![Update::Counters(counters)]));
+    assert_eq!(app.stats.progress.len(), 1);
+    app.update(testing::updates(
+        32,
+        vec![Update::Counters(Counters::default())],
+    ));
+    assert!(app.stats.progress.is_empty());
 }

@@ -10,6 +10,7 @@ use crate::console::app::{App, Pane};
 use crate::console::calls::CallRow;
 use crate::console::format::{self, fit, pad, pad_left};
 use crate::events::CallStatus;
+use crate::registry::RunningCall;
 
 /// The widths of the source and tool columns: as wide as the rows on
 /// screen need, within a cap that grows with the pane, so that the previews
@@ -40,6 +41,8 @@ impl Columns {
 const TIME: usize = 8;
 const DURATION: usize = 6;
 const OUTCOME: usize = 3;
+/// The most running calls shown at the bottom of the pane.
+const RUNNING_ROWS: usize = 3;
 
 pub fn render(app: &App, frame: &mut Frame<'_>, area: Rect, areas: &Areas) {
     let theme = &app.theme;
@@ -63,7 +66,14 @@ pub fn render(app: &App, frame: &mut Frame<'_>, area: Rect, areas: &Areas) {
         return;
     }
     let width = inner.width as usize;
-    let height = inner.height as usize - 1;
+    // Calls still running that reported progress take the last lines
+    // (the newest of them when there are many), finished calls the rest.
+    let running = &app.stats.progress;
+    let running_shown = running
+        .len()
+        .min(RUNNING_ROWS)
+        .min((inner.height as usize).saturating_sub(2));
+    let height = inner.height as usize - 1 - running_shown;
     let rows: Vec<(usize, &CallRow)> = app.calls.visible_rows(height).collect();
     let columns = Columns::fitting(width, &rows);
     let heading = format!(
@@ -96,7 +106,51 @@ pub fn render(app: &App, frame: &mut Frame<'_>, area: Rect, areas: &Areas) {
         }
         lines.push(line);
     }
+    if running_shown > 0 {
+        // Keep the running calls at the bottom, below blank lines if needed.
+        lines.resize(1 + height.max(lines.len() - 1), Line::default());
+        let newest = running.len() - running_shown;
+        lines.extend(
+            running[newest..]
+                .iter()
+                .map(|call| running_line(app, call, &columns, width)),
+        );
+    }
     frame.render_widget(Paragraph::new(lines), inner);
+}
+
+/// A call still running: when and where it came from, and how far it says
+/// it is: `run 50/100 halfway`.
+fn running_line<'a>(app: &App, call: &RunningCall, columns: &Columns, width: usize) -> Line<'a> {
+    let theme = &app.theme;
+    let progress = &call.progress;
+    let amount = |value: f64| format!("{}", (value * 100.0).round() / 100.0);
+    let mut status = match progress.total {
+        Some(total) => format!("{}/{}", amount(progress.progress), amount(total)),
+        None => amount(progress.progress),
+    };
+    if let Some(message) = &progress.message {
+        status.push(' ');
+        status.push_str(message);
+    }
+    let spans = vec![
+        Span::styled(
+            format!("{} ", format::clock_time(call.started, app.clock)),
+            theme.dim,
+        ),
+        Span::raw(format!(
+            "{} ",
+            pad(&call.source.to_string(), columns.source)
+        )),
+        Span::styled(format!("{} ", pad(&call.tool, columns.tool)), theme.name),
+        Span::styled(format!("{} ", pad_left("…", DURATION)), theme.dim),
+        Span::styled(pad("run", OUTCOME), theme.warn),
+        Span::raw(" "),
+    ];
+    let used: usize = spans.iter().map(Span::width).sum();
+    let mut spans = spans;
+    spans.push(Span::raw(fit(&status, width.saturating_sub(used))));
+    Line::from(spans)
 }
 
 fn call_line<'a>(app: &App, row: &'a CallRow, columns: &Columns, width: usize) -> Line<'a> {
