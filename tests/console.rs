@@ -295,7 +295,7 @@ fn the_console_calls_a_tool_from_its_form_and_shows_every_call_live() {
     // R re-reads plugins.yml on the server; nothing changed, and it says so.
     tmux.keys(&["R"]);
     tmux.wait_for("the reload report", |s| {
-        s.contains("Reload of plugins.yml") && s.contains("4 unchanged")
+        s.contains("Reload of plugins.yml") && s.contains("6 unchanged")
     });
     tmux.keys(&["Escape"]);
     tmux.wait_for("the report closed", |s| {
