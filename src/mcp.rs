@@ -425,35 +425,21 @@ impl ServerHandler for McpHandler {
             .contents
             .into_iter()
             .map(|content| {
-                let meta = (!content.meta.is_empty()).then_some(MetaObject(content.meta));
-                match content.blob {
-                    Some(blob) => {
-                        let mut served = ResourceContents::blob(blob, content.uri);
-                        if let ResourceContents::BlobResourceContents {
-                            mime_type,
-                            meta: served_meta,
-                            ..
-                        } = &mut served
-                        {
-                            *mime_type = content.mime_type;
-                            *served_meta = meta;
-                        }
-                        served
-                    }
-                    None => {
-                        let mut served = ResourceContents::text(content.text, content.uri);
-                        if let ResourceContents::TextResourceContents {
-                            mime_type,
-                            meta: served_meta,
-                            ..
-                        } = &mut served
-                        {
-                            *mime_type = content.mime_type;
-                            *served_meta = meta;
-                        }
-                        served
-                    }
+                let mut served = match content.blob {
+                    Some(blob) => ResourceContents::blob(blob, content.uri),
+                    None => ResourceContents::text(content.text, content.uri),
+                };
+                if let ResourceContents::TextResourceContents {
+                    mime_type, meta, ..
                 }
+                | ResourceContents::BlobResourceContents {
+                    mime_type, meta, ..
+                } = &mut served
+                {
+                    *mime_type = content.mime_type;
+                    *meta = (!content.meta.is_empty()).then_some(MetaObject(content.meta));
+                }
+                served
             })
             .collect();
         Ok(ReadResourceResult::new(contents).into())
