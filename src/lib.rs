@@ -11,6 +11,8 @@ pub mod events;
 pub mod http;
 pub mod logging;
 pub mod mcp;
+pub mod metrics;
+pub mod operations;
 pub mod registry;
 pub mod ring;
 pub mod runtime;

@@ -11,10 +11,12 @@ use wasimancer::commands::status;
 use wasimancer::commands::{self, call, check};
 use wasimancer::console::{self, ConsoleExit, ConsoleOptions, Role};
 use wasimancer::control::{self, Target};
-use wasimancer::http::{AdminOptions, AllowList, HttpOptions, Token};
+use wasimancer::http::{
+    AdminOptions, AllowList, HttpOptions, MetricsAccess, PerSecond, RateLimit, SessionLimits, Token,
+};
 use wasimancer::logging::{self, LogBuffer, LogTarget};
 use wasimancer::registry::RegistryOptions;
-use wasimancer::server::{self, ControlSocketPath, RunningServer, Settings, StartError};
+use wasimancer::server::{self, ControlSocketPath, Drainer, RunningServer, Settings, StartError};
 
 /// The token value that turns a check off (WASImancer's).
 const NO_AUTHENTICATION: &str = "NO_AUTHENTICATION";
@@ -152,7 +154,7 @@ async fn serve(cli: &Cli, log: LogBuffer) -> anyhow::Result<ExitCode> {
     };
 
     if with_console {
-        return serve_with_console(server, args.no_color).await;
+        return serve_with_console(server, args.no_color, args.drain_timeout).await;
     }
     let snapshot = server.registry.snapshot();
     let (loaded, failed) = snapshot.plugin_counts();
@@ -176,10 +178,18 @@ async fn serve(cli: &Cli, log: LogBuffer) -> anyhow::Result<ExitCode> {
         ),
         None => eprintln!("control socket: OFF (--no-control-socket)"),
     }
-    tokio::spawn(stop_on_signal(server.shutdown_token()));
+    let forced = CancellationToken::new();
+    tokio::spawn(drain_on_signal(
+        server.drainer(),
+        server.shutdown_token(),
+        args.drain_timeout,
+        forced.clone(),
+    ));
     reload_on_hangup(&server);
-    server.wait().await;
-    Ok(ExitCode::SUCCESS)
+    tokio::select! {
+        _ = server.wait() => Ok(ExitCode::SUCCESS),
+        _ = forced.cancelled() => Ok(ExitCode::FAILURE),
+    }
 }
 
 /// When the port is taken by another wasimancer (its control socket
@@ -213,9 +223,18 @@ async fn running_server(cli: &Cli, error: &StartError) -> Option<Target> {
 
 /// The console of this process's server, on a thread of its own: drawing
 /// is blocking terminal I/O and must never hold up the server.
-async fn serve_with_console(server: RunningServer, no_color: bool) -> anyhow::Result<ExitCode> {
+async fn serve_with_console(
+    server: RunningServer,
+    no_color: bool,
+    drain_timeout: std::time::Duration,
+) -> anyhow::Result<ExitCode> {
     let shutdown = server.shutdown_token();
-    tokio::spawn(stop_on_signal(shutdown.clone()));
+    tokio::spawn(drain_on_signal(
+        server.drainer(),
+        shutdown.clone(),
+        drain_timeout,
+        CancellationToken::new(),
+    ));
     let target = Target::InProcess {
         hub: server.hub.clone(),
         shutdown: shutdown.clone(),
@@ -331,6 +350,7 @@ fn settings(
         .unwrap_or_else(|| plugins_dir.clone());
     Ok(Settings {
         listen,
+        metrics_listen: args.metrics_listen,
         registry: RegistryOptions {
             catalog_path: cli.plugins.plugins_file.clone(),
             runtime: commands::runtime_settings(&cli.plugins),
@@ -346,7 +366,20 @@ fn settings(
             },
             max_request_bytes: args.max_request_bytes,
             stateless: args.stateless,
-            session_idle_timeout: std::time::Duration::from_secs(args.session_idle_secs),
+            sessions: SessionLimits {
+                max_sessions: args.max_sessions,
+                idle_timeout: args.session_idle_timeout,
+            },
+            rate_limit: args.rate_limit.map(|PerSecond(per_second)| RateLimit {
+                per_second,
+                burst: args.rate_limit_burst.unwrap_or(per_second),
+                by: args.rate_limit_by,
+            }),
+            metrics: match args.metrics_token.as_deref().map(str::trim) {
+                None | Some("") => MetricsAccess::AdminToken,
+                Some(NO_AUTHENTICATION) => MetricsAccess::Open,
+                Some(token) => MetricsAccess::Token(Token::new(token)),
+            },
             admin: AdminOptions {
                 token: admin_token.0.clone(),
                 upload_dir,
@@ -368,7 +401,45 @@ fn settings(
     })
 }
 
-/// Stop serving on Ctrl-C or SIGTERM.
+/// On Ctrl-C or SIGTERM, drain: refuse new work, let calls in flight finish
+/// for at most `timeout`, then stop. A second signal stops at once (and
+/// cancels `forced`).
+async fn drain_on_signal(
+    drainer: Drainer,
+    shutdown: CancellationToken,
+    timeout: std::time::Duration,
+    forced: CancellationToken,
+) {
+    wait_for_stop_signal().await;
+    tracing::info!("stop signal: draining (a second signal stops at once)");
+    let draining = tokio::spawn(async move { drainer.drain(timeout).await });
+    tokio::select! {
+        _ = draining => {}
+        _ = wait_for_stop_signal() => {
+            tracing::warn!("second stop signal: stopping now");
+            shutdown.cancel();
+            forced.cancel();
+        }
+    }
+}
+
+/// Ctrl-C or SIGTERM.
+async fn wait_for_stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Stop the console on Ctrl-C or SIGTERM.
 async fn stop_on_signal(shutdown: CancellationToken) {
     #[cfg(unix)]
     {

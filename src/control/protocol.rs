@@ -25,6 +25,7 @@ use tokio_util::codec::{Decoder, Encoder};
 
 use crate::catalog::ArgumentSpec;
 use crate::events::ServerEvent;
+use crate::operations::Phase;
 use crate::registry::{CallDetail, CallReply, ChangeReport, PluginState};
 use crate::runtime::CallFailure;
 
@@ -106,6 +107,15 @@ pub struct Counters {
     pub in_flight: u64,
     /// Busy instances, by plugin (plugins with none busy are left out).
     pub busy: BTreeMap<String, usize>,
+    /// MCP sessions open.
+    #[serde(default)]
+    pub sessions: u64,
+    /// Requests the rate limit refused (429) since the start.
+    #[serde(default)]
+    pub rate_limited: u64,
+    /// What the server is doing; a server that does not say is serving.
+    #[serde(default)]
+    pub phase: Phase,
 }
 
 /// One news item of an update.
@@ -421,6 +431,9 @@ mod tests {
             errors: 1,
             in_flight: 2,
             busy: [("roll-dice".to_string(), 2)].into(),
+            sessions: 3,
+            rate_limited: 4,
+            phase: Phase::Draining,
         };
         let failure = CallFailure::new(FailureKind::Timeout, "too slow");
         let mut frames = vec![

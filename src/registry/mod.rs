@@ -24,7 +24,6 @@ use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
@@ -41,6 +40,7 @@ pub use tool::{Tool, plugin_input, signature, skeleton};
 
 use crate::catalog::{CatalogError, CatalogFile, PluginSpec};
 use crate::events::{CallEvent, CallKind, CallSource, CallStatus, EventBus, ServerEvent, preview};
+use crate::metrics::{CallMetrics, FinishedCall};
 use crate::runtime::{CallFailure, FailureKind, LoadedPlugin, RuntimeSettings};
 
 /// How many finished calls keep their full arguments and output for the console.
@@ -164,14 +164,6 @@ impl Snapshot {
     }
 }
 
-/// Counters for the console header and for metrics.
-#[derive(Default)]
-pub struct Metrics {
-    pub calls: AtomicU64,
-    pub errors: AtomicU64,
-    pub in_flight: AtomicU64,
-}
-
 /// The full arguments and output of a recent call, for the console's detail view.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CallDetail {
@@ -206,7 +198,7 @@ struct Inner {
     live: ArcSwap<Snapshot>,
     options: RegistryOptions,
     bus: EventBus,
-    metrics: Metrics,
+    metrics: CallMetrics,
     /// Bumped when the tool list changes; MCP sessions watch it.
     tools_changed: watch::Sender<u64>,
     /// One change to plugins at a time.
@@ -246,12 +238,33 @@ impl Registry {
     /// load is reported and skipped; a plugins.yml that cannot be read or is
     /// invalid is an error.
     pub async fn start(options: RegistryOptions, bus: EventBus) -> Result<Self, CatalogError> {
+        let registry = Self::open(options, bus)?;
+        registry.load_all("startup").await;
+        Ok(registry)
+    }
+
+    /// Read plugins.yml, loading nothing yet: every plugin is "not loaded
+    /// yet" until [`Registry::load_all`]. The server listens meanwhile.
+    pub fn open(options: RegistryOptions, bus: EventBus) -> Result<Self, CatalogError> {
         let catalog = CatalogFile::read(&options.catalog_path)?;
-        Ok(Self::with_catalog(options, bus, catalog, |spec| Some(spec.clone())).await)
+        Ok(Self::unloaded(options, bus, catalog, |spec| {
+            Some(spec.clone())
+        }))
     }
 
     /// Load the plugins of `catalog` that `select` keeps (possibly adjusted).
     pub async fn with_catalog(
+        options: RegistryOptions,
+        bus: EventBus,
+        catalog: CatalogFile,
+        select: impl Fn(&PluginSpec) -> Option<PluginSpec>,
+    ) -> Self {
+        let registry = Self::unloaded(options, bus, catalog, select);
+        registry.load_all("startup").await;
+        registry
+    }
+
+    fn unloaded(
         options: RegistryOptions,
         bus: EventBus,
         catalog: CatalogFile,
@@ -276,21 +289,19 @@ impl Registry {
         let details = options
             .keep_call_details
             .then(|| Mutex::new(VecDeque::with_capacity(CALL_DETAILS_KEPT)));
-        let registry = Self {
+        Self {
             inner: Arc::new(Inner {
                 live: ArcSwap::from_pointee(snapshot),
                 options,
                 bus,
-                metrics: Metrics::default(),
+                metrics: CallMetrics::default(),
                 tools_changed: watch::channel(0).0,
                 change_lock: tokio::sync::Mutex::new(()),
                 details,
                 resources: definitions::Store::new(),
                 prompts: definitions::Store::new(),
             }),
-        };
-        registry.load_all("startup").await;
-        registry
+        }
     }
 
     /// The current snapshot.
@@ -298,7 +309,8 @@ impl Registry {
         self.inner.live.load_full()
     }
 
-    pub fn metrics(&self) -> &Metrics {
+    /// The counts of calls and plugin loads.
+    pub fn metrics(&self) -> &CallMetrics {
         &self.inner.metrics
     }
 
@@ -360,6 +372,7 @@ impl Registry {
                             .plugin
                             .call(Arc::clone(&found.function), input.into_bytes())
                             .await;
+                        self.inner.metrics.instance_waited(result.waited);
                         finished.output = result.output;
                         finished.overlapping = result.overlapping;
                     }
@@ -382,13 +395,18 @@ impl Registry {
         let started = SystemTime::now();
         let clock = Instant::now();
         let metrics = &self.inner.metrics;
-        metrics.calls.fetch_add(1, Ordering::Relaxed);
-        metrics.in_flight.fetch_add(1, Ordering::Relaxed);
+        let in_flight = metrics.enter();
         let finished = work.await;
-        metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
-        if finished.output.is_err() {
-            metrics.errors.fetch_add(1, Ordering::Relaxed);
-        }
+        drop(in_flight);
+        let duration = clock.elapsed();
+        metrics.finished(FinishedCall {
+            kind: finished.kind,
+            source: &source,
+            // Only a tool that is loaded has a plugin.
+            tool: (!finished.plugin.is_empty()).then_some((&finished.name, &finished.plugin)),
+            failure: finished.output.as_ref().err().map(|failure| failure.kind),
+            duration,
+        });
         let id = self.inner.bus.next_call_id();
         let text = finished.output.as_ref().map(|output| output.record_text());
         let status = match &text {
@@ -409,7 +427,7 @@ impl Registry {
             plugin: finished.plugin,
             arguments: preview(&finished.arguments),
             status,
-            duration: clock.elapsed(),
+            duration,
             overlapping: finished.overlapping,
         }));
         self.keep_detail(id, finished.arguments, text.as_deref().map_err(|f| *f));
@@ -462,10 +480,30 @@ impl Registry {
         let previous = self.inner.live.load_full();
         let snapshot = Arc::new(Snapshot::new(previous.generation + 1, catalog, plugins));
         self.inner.live.store(Arc::clone(&snapshot));
+        self.forget_removed(&previous, &snapshot);
         if changed || !snapshot.same_tools(&previous) {
             self.inner.tools_changed.send_modify(|g| *g += 1);
         }
         snapshot
+    }
+}
+
+impl Registry {
+    /// Drop the metric series of tools and plugins `current` no longer
+    /// serves, so that labels stay bounded by what is loaded.
+    fn forget_removed(&self, previous: &Snapshot, current: &Snapshot) {
+        let metrics = &self.inner.metrics;
+        for tool in &previous.tools {
+            let still = current.by_name.get(&tool.name);
+            if still.is_none_or(|t| t.plugin_name != tool.plugin_name) {
+                metrics.forget_tool(&tool.name, &tool.plugin_name, still.is_none());
+            }
+        }
+        for plugin in &previous.plugins {
+            if current.plugin(&plugin.spec.name).is_none() {
+                metrics.forget_plugin(&plugin.spec.name);
+            }
+        }
     }
 }
 

@@ -338,6 +338,7 @@ impl Registry {
         }
         let input = Value::Object(variables).to_string();
         let result = loaded.call(function.into(), input.into_bytes()).await;
+        self.metrics().instance_waited(result.waited);
         let output = result.output.and_then(|text| {
             let json = spec
                 .mime_type

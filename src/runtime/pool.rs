@@ -11,7 +11,7 @@
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use extism::{CompiledPlugin, Plugin};
 use tokio::sync::Semaphore;
@@ -152,11 +152,12 @@ fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or(text)
 }
 
-/// The output of a call and how many calls to the same plugin version ran at
-/// that moment (the call included).
+/// The output of a call, how many calls to the same plugin version ran at
+/// that moment (the call included) and how long it waited for an instance.
 pub(crate) struct PoolOutput {
     pub output: Result<Vec<u8>, CallFailure>,
     pub overlapping: u32,
+    pub waited: Duration,
 }
 
 pub(crate) struct InstancePool {
@@ -200,6 +201,7 @@ impl InstancePool {
     /// Run `function` with `input` on a free instance.
     pub async fn call(&self, function: Arc<str>, input: Vec<u8>) -> PoolOutput {
         let inner = &self.inner;
+        let asked = Instant::now();
         let permit = match tokio::time::timeout(
             inner.queue_timeout,
             inner.permits.clone().acquire_owned(),
@@ -219,9 +221,11 @@ impl InstancePool {
                         ),
                     )),
                     overlapping: 0,
+                    waited: asked.elapsed(),
                 };
             }
         };
+        let waited = asked.elapsed();
         let inner = Arc::clone(inner);
         let job = move || {
             let Some(mut slot) = lock(&inner.idle).pop() else {
@@ -232,6 +236,7 @@ impl InstancePool {
                         "internal error: no idle instance behind a free permit",
                     )),
                     overlapping: 0,
+                    waited,
                 };
             };
             let overlapping = inner.running.fetch_add(1, Ordering::SeqCst) + 1;
@@ -253,6 +258,7 @@ impl InstancePool {
             PoolOutput {
                 output,
                 overlapping,
+                waited,
             }
         };
         tokio::task::spawn_blocking(job)
@@ -263,6 +269,7 @@ impl InstancePool {
                     "internal error: the call's thread stopped",
                 )),
                 overlapping: 0,
+                waited,
             })
     }
 }

@@ -4,8 +4,11 @@ mod admin;
 mod common;
 mod definitions_admin;
 mod limits;
+mod operations;
 mod prompts;
 mod protocol;
 mod resources;
 mod security;
+#[path = "../support/mod.rs"]
+mod support;
 mod tools;

@@ -177,7 +177,7 @@ async fn wasimancer_scripts_work_without_initialize() {
 #[tokio::test]
 async fn an_abandoned_session_is_closed_after_the_idle_timeout() {
     let server = TestServer::start_with(HELLO, |s| {
-        s.http.session_idle_timeout = std::time::Duration::from_millis(500);
+        s.http.sessions.idle_timeout = std::time::Duration::from_millis(500);
     })
     .await;
     let bearer = format!("Bearer {TOKEN}");

@@ -167,3 +167,74 @@ pub async fn call_text(
         .filter_map(|c| c.as_text().map(|t| t.text.clone()))
         .collect()
 }
+
+/// A web server on loopback whose one page answers only when the test opens
+/// the gate: a plugin that fetches it (the sandbox plugin's `fetch`) is a
+/// call in flight for exactly as long as the test wants, with no timing.
+pub struct Gate {
+    /// The page, for the plugin to fetch.
+    pub url: String,
+    arrived: tokio::sync::mpsc::UnboundedReceiver<()>,
+    open: tokio::sync::watch::Sender<bool>,
+}
+
+impl Gate {
+    pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let (arrivals, arrived) = tokio::sync::mpsc::unbounded_channel();
+        let (open, opened) = tokio::sync::watch::channel(false);
+        let page = move || {
+            let arrivals = arrivals.clone();
+            let mut opened = opened.clone();
+            async move {
+                let _ = arrivals.send(());
+                let _ = opened.wait_for(|open| *open).await;
+                "opened"
+            }
+        };
+        tokio::spawn(async move {
+            let app = axum::Router::new().route("/", axum::routing::get(page));
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { url, arrived, open }
+    }
+
+    /// Wait until a request waits at the gate.
+    pub async fn arrival(&mut self) {
+        tokio::time::timeout(Duration::from_secs(60), self.arrived.recv())
+            .await
+            .expect("a request reaches the gate")
+            .expect("the gate is up");
+    }
+
+    /// Let every waiting request (and any later one) through.
+    pub fn open(&self) {
+        let _ = self.open.send(true);
+    }
+}
+
+/// plugins.yml with the sandbox plugin allowed to fetch from loopback, as
+/// `wait_at_gate` (a call that lasts until a [`Gate`] opens), and hello.
+pub const GATED_PLUGINS: &str = r#"
+plugins:
+  - name: gatekeeper
+    path: sandbox/sandbox.wasm
+    allowed_hosts: [127.0.0.1]
+    timeout_ms: 60000
+    functions:
+      - displayName: wait_at_gate
+        function: fetch
+        arguments:
+          - name: url
+            type: string
+  - name: hello
+    path: hello/hello.wasm
+    wasi: false
+    functions:
+      - displayName: say hello
+        function: say_hello
+        arguments:
+          - name: name
+            type: string
+"#;

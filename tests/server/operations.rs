@@ -1,0 +1,414 @@
+//! What an operator relies on: /metrics (scraped, parsed by promtool, counts
+//! matching the calls made), /ready, the rate limit and the session cap,
+//! through real HTTP and MCP clients.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+
+use rmcp::model::CallToolRequestParams;
+use serde_json::{Value, json};
+use wasimancer::http::{MetricsAccess, RateKey, RateLimit, Token};
+use wasimancer::operations::Phase;
+use wasimancer::server::Drained;
+
+use crate::common::*;
+use crate::support::{GATED_PLUGINS, Gate};
+
+/// A scrape of `/metrics`: every sample, by name with its labels, as
+/// Prometheus writes them (`name{a="b",c="d"}`).
+struct Scrape {
+    text: String,
+    samples: BTreeMap<String, f64>,
+}
+
+impl Scrape {
+    async fn of(base: &str, token: Option<&str>) -> Self {
+        let mut request = reqwest::Client::new().get(format!("{base}/metrics"));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            response.headers()["content-type"],
+            "text/plain; version=0.0.4; charset=utf-8"
+        );
+        let text = response.text().await.unwrap();
+        let samples = text
+            .lines()
+            .filter(|line| !line.starts_with('#') && !line.is_empty())
+            .map(|line| {
+                let (name, value) = line.rsplit_once(' ').unwrap();
+                (name.to_string(), value.parse().unwrap())
+            })
+            .collect();
+        Self { text, samples }
+    }
+
+    fn value(&self, sample: &str) -> Option<f64> {
+        self.samples.get(sample).copied()
+    }
+
+    /// The value of `sample`, which must be there.
+    fn get(&self, sample: &str) -> f64 {
+        self.value(sample)
+            .unwrap_or_else(|| panic!("no sample {sample} in\n{}", self.text))
+    }
+
+    /// Every sample whose name and labels start with `prefix`.
+    fn matching(&self, prefix: &str) -> Vec<&str> {
+        self.samples
+            .keys()
+            .filter(|name| name.starts_with(prefix))
+            .map(String::as_str)
+            .collect()
+    }
+
+    /// promtool, Prometheus's own tool, must read the scrape and find no
+    /// problem in it.
+    fn check_with_promtool(&self) {
+        let mut promtool = Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("promtool runs (Debian package `prometheus`; .ci/run installs it)");
+        promtool
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(self.text.as_bytes())
+            .unwrap();
+        let output = promtool.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "promtool check metrics: {}{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr),
+            self.text
+        );
+    }
+}
+
+fn tool_calls(tool: &str, plugin: &str, outcome: &str) -> String {
+    format!(
+        "wasimancer_tool_calls_total{{tool=\"{tool}\",plugin=\"{plugin}\",source=\"mcp\",outcome=\"{outcome}\"}}"
+    )
+}
+
+#[tokio::test]
+async fn metrics_count_every_outcome_and_parse_with_promtool() {
+    let server = TestServer::start(ALL_PLUGINS).await;
+    let client = server.client().await;
+    for (left, right) in [(1, 2), (3, 4)] {
+        ok_text(&call(&client, "add", json!({"left": left, "right": right})).await);
+    }
+    error_text(&call(&client, "add", json!({"left": "one", "right": 2})).await);
+    error_text(&call(&client, "fail", json!({"message": "no"})).await);
+    error_text(&call(&client, "trap", json!({})).await);
+    let unknown = client
+        .call_tool(CallToolRequestParams::new("no-such-tool"))
+        .await;
+    assert!(unknown.is_err(), "an unknown tool is a protocol error");
+
+    let scrape = Scrape::of(&server.base(), Some(ADMIN_TOKEN)).await;
+    scrape.check_with_promtool();
+    assert_eq!(scrape.get(&tool_calls("add", "addition", "ok")), 2.0);
+    assert_eq!(
+        scrape.get(&tool_calls("add", "addition", "invalid_arguments")),
+        1.0
+    );
+    assert_eq!(
+        scrape.get(&tool_calls("fail", "faults", "plugin_error")),
+        1.0
+    );
+    assert_eq!(scrape.get(&tool_calls("trap", "faults", "trap")), 1.0);
+    assert_eq!(
+        scrape.get(&tool_calls("(unknown)", "", "unknown_tool")),
+        1.0
+    );
+    assert_eq!(
+        scrape.get("wasimancer_tool_call_duration_seconds_count{tool=\"add\"}"),
+        3.0
+    );
+    assert_eq!(
+        scrape.get("wasimancer_tool_call_duration_seconds_bucket{tool=\"add\",le=\"+Inf\"}"),
+        3.0
+    );
+    // Four calls reached a plugin instance (the invalid and unknown ones did not).
+    assert_eq!(scrape.get("wasimancer_instance_wait_seconds_count"), 4.0);
+    assert_eq!(scrape.get("wasimancer_calls_in_flight"), 0.0);
+    assert_eq!(scrape.get("wasimancer_sessions"), 1.0);
+    assert_eq!(
+        scrape.get("wasimancer_instances{plugin=\"faults\",state=\"idle\"}"),
+        4.0
+    );
+    assert_eq!(
+        scrape.get("wasimancer_instances{plugin=\"faults\",state=\"busy\"}"),
+        0.0
+    );
+    assert_eq!(
+        scrape.get("wasimancer_plugin_loads_total{plugin=\"addition\",outcome=\"ok\"}"),
+        1.0
+    );
+    assert_eq!(scrape.get("wasimancer_plugins{state=\"loaded\"}"), 5.0);
+    assert_eq!(scrape.get("wasimancer_ready"), 1.0);
+    assert_eq!(
+        scrape.get(&format!(
+            "wasimancer_build_info{{version=\"{}\"}}",
+            env!("CARGO_PKG_VERSION")
+        )),
+        1.0
+    );
+    assert!(scrape.get("process_resident_memory_bytes") > 0.0);
+    assert!(scrape.get("process_open_fds") > 0.0);
+    assert!(
+        scrape.get("wasimancer_http_requests_total{route=\"/mcp\",status=\"200\"}") >= 7.0,
+        "initialize and six calls went through /mcp"
+    );
+
+    // A removed plugin's tools leave no series behind.
+    std::fs::write(server.root().join("plugins.yml"), HELLO).unwrap();
+    server.server.registry.reload_all("test").await.unwrap();
+    let scrape = Scrape::of(&server.base(), Some(ADMIN_TOKEN)).await;
+    scrape.check_with_promtool();
+    assert_eq!(
+        scrape.matching("wasimancer_tool_calls_total{tool=\"add\""),
+        Vec::<&str>::new()
+    );
+    assert_eq!(
+        scrape.matching("wasimancer_tool_call_duration_seconds_count{tool=\"add\""),
+        Vec::<&str>::new()
+    );
+    assert_eq!(
+        scrape.matching("wasimancer_plugin_loads_total{plugin=\"addition\""),
+        Vec::<&str>::new()
+    );
+    assert_eq!(
+        scrape.matching("wasimancer_instances{plugin=\"faults\""),
+        Vec::<&str>::new()
+    );
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn metrics_need_their_token() {
+    let server = TestServer::start_with(HELLO, |s| {
+        s.http.metrics = MetricsAccess::Token(Token::new("metrics-token-42"));
+    })
+    .await;
+    let get = |token: &'static str| {
+        reqwest::Client::new()
+            .get(format!("{}/metrics", server.base()))
+            .bearer_auth(token)
+            .send()
+    };
+    assert_eq!(get("wrong").await.unwrap().status(), 401);
+    assert_eq!(get(ADMIN_TOKEN).await.unwrap().status(), 401);
+    assert_eq!(get("metrics-token-42").await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn metrics_can_have_a_listener_of_their_own() {
+    let server = TestServer::start_with(HELLO, |s| {
+        s.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
+    })
+    .await;
+    let addr: SocketAddr = server.server.metrics_addr.expect("a metrics address");
+    // Beside /mcp there are none any more.
+    let beside = reqwest::Client::new()
+        .get(format!("{}/metrics", server.base()))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(beside.status(), 404);
+    let scrape = Scrape::of(&format!("http://{addr}"), None).await;
+    assert_eq!(scrape.get("wasimancer_tools"), 1.0);
+}
+
+async fn ready(base: &str) -> (u16, Value) {
+    let response = reqwest::get(format!("{base}/ready")).await.unwrap();
+    (
+        response.status().as_u16(),
+        response.json().await.unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn ready_while_serving_not_while_draining() {
+    let server = TestServer::start(GATED_PLUGINS).await;
+    assert_eq!(
+        ready(&server.base()).await,
+        (200, json!({"status": "ready"}))
+    );
+    let client = std::sync::Arc::new(server.client().await);
+    // A call in flight when the drain starts: it lasts until the gate opens.
+    let mut gate = Gate::start().await;
+    let slow = tokio::spawn({
+        let client = client.clone();
+        let url = gate.url.clone();
+        async move { call(&client, "wait_at_gate", json!({ "url": url })).await }
+    });
+    gate.arrival().await;
+    let drainer = server.server.drainer();
+    let drain =
+        tokio::spawn(async move { drainer.drain(std::time::Duration::from_secs(60)).await });
+    let mut phase = server.server.operations.watch_phase();
+    phase
+        .wait_for(|phase| *phase == Phase::Draining)
+        .await
+        .unwrap();
+
+    let (status, body) = ready(&server.base()).await;
+    assert_eq!(status, 503);
+    assert_eq!(body["status"], "draining");
+    assert!(
+        body["reason"].as_str().unwrap().contains("shutting down"),
+        "{body}"
+    );
+    // New calls and new sessions are refused with a JSON-RPC error saying why.
+    let bearer = format!("Bearer {TOKEN}");
+    let refused = client
+        .call_tool(CallToolRequestParams::new("say hello"))
+        .await
+        .expect_err("a new call is refused while draining");
+    assert!(refused.to_string().contains("draining"), "{refused}");
+    let opening = post_mcp(
+        &server.url,
+        rpc(
+            1,
+            "initialize",
+            json!({"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "late", "version": "1"}}),
+        ),
+        &[("authorization", &bearer)],
+    )
+    .await;
+    assert_eq!(opening.status(), 503);
+    let answer: Value = opening.json().await.unwrap();
+    assert_eq!(answer["id"], 1);
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(message.contains("shutting down (draining)"), "{message}");
+
+    // The call in flight finishes and is answered; then the drain ends.
+    gate.open();
+    assert_eq!(ok_text(&slow.await.unwrap()), "200 opened");
+    assert_eq!(drain.await.unwrap(), Drained::Finished);
+    assert!(server.server.operations.refused_draining() >= 2);
+}
+
+#[tokio::test]
+async fn a_client_over_its_rate_gets_429_and_others_do_not() {
+    let server = TestServer::start_with(HELLO, |s| {
+        s.http.rate_limit = Some(RateLimit {
+            per_second: std::num::NonZeroU32::new(1).unwrap(),
+            burst: std::num::NonZeroU32::new(3).unwrap(),
+            by: RateKey::Peer,
+        });
+    })
+    .await;
+    let from = |source: &'static str| {
+        reqwest::Client::builder()
+            .local_address(source.parse::<std::net::IpAddr>().unwrap())
+            .build()
+            .unwrap()
+    };
+    let ping = |client: reqwest::Client, id: u64| {
+        let url = server.url.clone();
+        async move {
+            client
+                .post(url)
+                .bearer_auth(TOKEN)
+                .header("accept", "application/json, text/event-stream")
+                .header("content-type", "application/json")
+                .header("mcp-protocol-version", "2025-11-25")
+                .body(rpc(id, "tools/list", json!({})))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    // A burst from one client: the first three pass, then 429.
+    let flooding = from("127.0.0.1");
+    let mut statuses = Vec::new();
+    let mut refused = None;
+    for id in 1..=6 {
+        let response = ping(flooding.clone(), id).await;
+        statuses.push(response.status().as_u16());
+        if response.status() == 429 {
+            refused = Some(response);
+        }
+    }
+    assert_eq!(&statuses[..3], &[200, 200, 200], "{statuses:?}");
+    assert!(statuses[3..].iter().all(|s| *s == 429), "{statuses:?}");
+    let refused = refused.unwrap();
+    let retry: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&retry), "Retry-After: {retry}");
+    let body: Value = refused.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("rate limit")
+    );
+    // Another client, from another address, is served all the while.
+    let other = from("127.0.0.2");
+    for id in 10..13 {
+        assert_eq!(ping(other.clone(), id).await.status(), 200);
+    }
+    assert_eq!(server.server.operations.rate_limited(), 3);
+    let scrape = Scrape::of(&server.base(), Some(ADMIN_TOKEN)).await;
+    assert_eq!(
+        scrape.get("wasimancer_requests_refused_total{reason=\"rate_limit\"}"),
+        3.0
+    );
+    assert_eq!(
+        scrape.get("wasimancer_http_requests_total{route=\"/mcp\",status=\"429\"}"),
+        3.0
+    );
+}
+
+#[tokio::test]
+async fn the_session_cap_refuses_then_recovers() {
+    let server = TestServer::start_with(HELLO, |s| {
+        s.http.sessions.max_sessions = 2;
+    })
+    .await;
+    let first = server.client().await;
+    let second = server.client().await;
+    assert_eq!(server.server.operations.sessions(), 2);
+    let third = connect(&server.url, Some(TOKEN)).await;
+    assert!(third.is_err(), "a third session is refused");
+    let bearer = format!("Bearer {TOKEN}");
+    let refused = post_mcp(
+        &server.url,
+        rpc(5, "initialize", json!({"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "third", "version": "1"}})),
+        &[("authorization", &bearer)],
+    )
+    .await;
+    assert_eq!(refused.status(), 503);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    let answer: Value = refused.json().await.unwrap();
+    assert_eq!(answer["id"], 5);
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(message.contains("2 MCP sessions open") && message.contains("--max-sessions"));
+    // Sessions already open go on working.
+    ok_text(&call(&first, "say hello", json!({"name": "Ada"})).await);
+    // A client that closes its session makes room for a new one.
+    second.cancel().await.unwrap();
+    while server.server.operations.sessions() > 1 {
+        tokio::task::yield_now().await;
+    }
+    let third = server.client().await;
+    ok_text(&call(&third, "say hello", json!({"name": "Bob"})).await);
+    assert!(server.server.operations.sessions_refused() >= 2);
+    first.cancel().await.unwrap();
+    third.cancel().await.unwrap();
+}
