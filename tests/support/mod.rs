@@ -120,6 +120,24 @@ impl Headless {
         self.seen.join("\n")
     }
 
+    /// Send `signal` (libc::SIGTERM, SIGHUP…) to the process.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill only sends a signal to the process this test started.
+        unsafe {
+            libc::kill(self.child.id() as i32, signal);
+        }
+    }
+
+    /// Wait for the process to end, and return its status and everything
+    /// it printed.
+    pub fn exit(&mut self) -> (std::process::ExitStatus, String) {
+        let status = self.child.wait().unwrap();
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
+            self.seen.push(line);
+        }
+        (status, self.seen.join("\n"))
+    }
+
     /// Whether the process still runs.
     pub fn running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))

@@ -32,6 +32,7 @@ use super::layout::{self, Areas};
 use super::theme::Theme;
 use crate::control::{Counters, Reply, Request, ServerSummary, Update, Welcome};
 use crate::events::{Change, ServerEvent};
+use crate::operations::Phase;
 
 /// What the loop must do for the app.
 #[derive(Debug, Clone, PartialEq)]
@@ -154,6 +155,12 @@ pub struct Stats {
     pub in_flight: u64,
     /// Busy instances by plugin.
     pub busy: BTreeMap<String, usize>,
+    /// MCP sessions open.
+    pub sessions: u64,
+    /// Requests the rate limit refused since the server started.
+    pub rate_limited: u64,
+    /// What the server is doing: serving, loading, draining.
+    pub phase: Phase,
     pub calls_per_second: f64,
     /// Events the console lost by falling behind.
     pub dropped: u64,
@@ -654,6 +661,9 @@ impl App {
         stats.errors = counters.errors;
         stats.in_flight = counters.in_flight;
         stats.busy = counters.busy;
+        stats.sessions = counters.sessions;
+        stats.rate_limited = counters.rate_limited;
+        stats.phase = counters.phase;
     }
 
     fn on_tick(&mut self, now: Instant) {

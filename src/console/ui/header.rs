@@ -1,5 +1,6 @@
-//! The header: where the server listens, authentication, uptime, plugins,
-//! and the call counters.
+//! The header: where the server listens, authentication, uptime, what the
+//! server is doing (loading, draining), plugins, the call counters, sessions
+//! and rate-limited requests.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -8,6 +9,7 @@ use ratatui::widgets::Paragraph;
 
 use crate::console::app::{App, Connection, Role, ServerView};
 use crate::console::format;
+use crate::operations::Phase;
 
 pub fn render(app: &App, frame: &mut Frame<'_>, area: Rect) {
     let theme = &app.theme;
@@ -62,11 +64,18 @@ pub fn render(app: &App, frame: &mut Frame<'_>, area: Rect) {
             Span::raw(reason.clone()),
         ]),
         Connection::Connecting => Line::styled(" waiting for the server's welcome…", theme.dim),
-        Connection::Attached => [true, false]
-            .into_iter()
-            .map(|total| second_line(app, total))
-            .find(|line| line.width() <= width)
-            .unwrap_or_else(|| second_line(app, false)),
+        // The second drops the call total, then the plugins' words, then
+        // the call rate.
+        Connection::Attached => [
+            (true, true, true),
+            (false, true, true),
+            (false, false, true),
+            (false, false, false),
+        ]
+        .into_iter()
+        .map(|(total, plugin_words, rate)| second_line(app, total, plugin_words, rate))
+        .find(|line| line.width() <= width)
+        .unwrap_or_else(|| second_line(app, false, false, false)),
     };
 
     let mut lines = vec![first, second];
@@ -130,6 +139,18 @@ fn first_line(app: &App, server: &ServerView, shown: Shown) -> Line<'static> {
         },
         theme.title,
     )];
+    // A server that is not simply serving says so first: it always shows.
+    match app.stats.phase {
+        Phase::Serving => {}
+        Phase::Loading => {
+            spans.push(separator());
+            spans.push(Span::styled("loading plugins", theme.warn));
+        }
+        Phase::Draining => {
+            spans.push(separator());
+            spans.push(Span::styled("DRAINING", theme.error));
+        }
+    }
     spans.push(separator());
     spans.push(Span::raw(if full_url {
         format!("http://{}/mcp", summary.address)
@@ -163,25 +184,41 @@ fn first_line(app: &App, server: &ServerView, shown: Shown) -> Line<'static> {
     Line::from(spans)
 }
 
-/// The counters: plugins, rate, total (when `total`), errors, in flight.
-fn second_line(app: &App, total: bool) -> Line<'static> {
+/// The counters: plugins (in words when `plugin_words`), the call rate (when
+/// `rate`), total (when `total`), errors, in flight, sessions, rate-limited
+/// requests.
+fn second_line(app: &App, total: bool, plugin_words: bool, rate: bool) -> Line<'static> {
     let theme = &app.theme;
     let separator = || Span::styled(" │ ", theme.dim);
     let (loaded, failed) = app.plugins.counts();
     let stats = &app.stats;
-    let mut second = vec![
-        Span::styled(" plugins ", theme.dim),
-        Span::styled(loaded.to_string(), theme.ok),
-        Span::styled(" loaded ", theme.dim),
-        Span::styled(
-            failed.to_string(),
-            if failed > 0 { theme.error } else { theme.dim },
-        ),
-        Span::styled(" failed", theme.dim),
-        separator(),
-        Span::raw(format!("{:.1}", stats.calls_per_second)),
-        Span::styled(" calls/s", theme.dim),
-    ];
+    let failed_style = if failed > 0 { theme.error } else { theme.dim };
+    let mut second = if plugin_words {
+        vec![
+            Span::styled(" plugins ", theme.dim),
+            Span::styled(loaded.to_string(), theme.ok),
+            Span::styled(" loaded ", theme.dim),
+            Span::styled(failed.to_string(), failed_style),
+            Span::styled(" failed", theme.dim),
+        ]
+    } else {
+        let mut compact = vec![
+            Span::raw(" "),
+            Span::styled(loaded.to_string(), theme.ok),
+            Span::styled(" plugins", theme.dim),
+        ];
+        if failed > 0 {
+            compact.push(Span::styled(format!(" {failed} failed"), theme.error));
+        }
+        compact
+    };
+    if rate {
+        second.extend([
+            separator(),
+            Span::raw(format!("{:.1}", stats.calls_per_second)),
+            Span::styled(" calls/s", theme.dim),
+        ]);
+    }
     if total {
         second.push(separator());
         second.push(Span::raw(stats.calls.to_string()));
@@ -202,6 +239,26 @@ fn second_line(app: &App, total: bool) -> Line<'static> {
         Span::raw(stats.in_flight.to_string()),
         Span::styled(" in flight", theme.dim),
     ]);
+    if !app.server.as_ref().is_some_and(|s| s.summary.stateless) {
+        second.extend([
+            separator(),
+            Span::raw(stats.sessions.to_string()),
+            Span::styled(
+                if stats.sessions == 1 {
+                    " session"
+                } else {
+                    " sessions"
+                },
+                theme.dim,
+            ),
+        ]);
+    }
+    if stats.rate_limited > 0 {
+        second.extend([
+            separator(),
+            Span::styled(format!("{} rate-limited", stats.rate_limited), theme.warn),
+        ]);
+    }
     if stats.dropped > 0 {
         second.push(separator());
         second.push(Span::styled(
