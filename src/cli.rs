@@ -262,9 +262,21 @@ pub struct ServeArgs {
     /// No MCP sessions: every request stands alone (for several instances behind a load balancer).
     #[arg(long, env = "WASIMANCER_STATELESS", global = true)]
     pub stateless: bool,
-    /// Append every call and plugin change as a JSON line to this file.
+    /// Append a JSON line per call (time, client, session, tool, outcome,
+    /// duration, redacted arguments) and per plugin change to this file.
     #[arg(long, env = "WASIMANCER_AUDIT_LOG", global = true)]
     pub audit_log: Option<PathBuf>,
+    /// Rotate the audit log when it reaches this many bytes (FILE becomes FILE.1).
+    #[arg(long, env = "WASIMANCER_AUDIT_LOG_MAX_BYTES", default_value_t = 64 * 1024 * 1024, global = true)]
+    pub audit_log_max_bytes: u64,
+    /// How many rotated audit logs (FILE.1, FILE.2…) are kept.
+    #[arg(
+        long,
+        env = "WASIMANCER_AUDIT_LOG_KEEP",
+        default_value_t = 4,
+        global = true
+    )]
+    pub audit_log_keep: usize,
     /// Write the server log to this file (with the console, the log otherwise only shows in it).
     #[arg(long, env = "WASIMANCER_LOG_FILE", global = true)]
     pub log_file: Option<PathBuf>,

@@ -2,6 +2,7 @@
 //! plugins, with an operator console. See README.md and docs/ARCHITECTURE.md.
 
 pub mod atomic_file;
+pub mod audit;
 pub mod catalog;
 pub mod cli;
 pub mod commands;
@@ -13,6 +14,7 @@ pub mod logging;
 pub mod mcp;
 pub mod metrics;
 pub mod operations;
+pub mod redaction;
 pub mod registry;
 pub mod ring;
 pub mod runtime;

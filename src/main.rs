@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
+use wasimancer::audit::AuditOptions;
 use wasimancer::cli::{Cli, Command};
 use wasimancer::commands::status;
 use wasimancer::commands::{self, call, check};
@@ -386,7 +387,11 @@ fn settings(
                 max_upload_bytes: args.max_upload_bytes,
             },
         },
-        audit_log: args.audit_log.clone(),
+        audit_log: args.audit_log.clone().map(|path| AuditOptions {
+            path,
+            max_bytes: args.audit_log_max_bytes,
+            keep: args.audit_log_keep,
+        }),
         // The console's calls pane is the call log: a line per call in its
         // log pane too would only bury the server's own messages. With a log
         // file, the file gets them.

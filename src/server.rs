@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::audit::AuditOptions;
 use crate::catalog::{CatalogError, DefinitionError};
 use crate::control::{ControlSocket, Hub, HubSettings, SocketError};
 use crate::events::{self, EventBus};
@@ -29,8 +30,8 @@ pub struct Settings {
     /// resources.yml and prompts.yml.
     pub definitions: DefinitionPaths,
     pub http: HttpOptions,
-    /// Append every event as JSON to this file.
-    pub audit_log: Option<PathBuf>,
+    /// Write a JSON line per call and per plugin change to this file.
+    pub audit_log: Option<AuditOptions>,
     /// Log one line per call through tracing.
     pub log_calls: bool,
     /// Reload what changes on disk.
@@ -211,8 +212,8 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
         Some(ControlSocketPath::At(path)) => Some(ControlSocket::bind(path)?),
     };
     let bus = EventBus::new();
-    if let Some(path) = &settings.audit_log {
-        tokio::spawn(events::write_audit_log(bus.subscribe(), path.clone()));
+    if let Some(options) = &settings.audit_log {
+        tokio::spawn(crate::audit::write(bus.subscribe(), options.clone()));
     }
     if settings.log_calls {
         tokio::spawn(events::log_calls(bus.subscribe()));

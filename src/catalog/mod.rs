@@ -124,6 +124,11 @@ pub struct FunctionSpec {
     pub description: Option<String>,
     #[serde(default, deserialize_with = "arguments")]
     pub arguments: Vec<ArgumentSpec>,
+    /// Arguments whose values are never recorded (call log, consoles, audit
+    /// log): they show as "[redacted]". Names that look like secrets
+    /// (token, password, api_key…) are redacted without being listed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redact: Vec<String>,
 }
 
 /// One named argument of a function; together they make the tool's input schema.

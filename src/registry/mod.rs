@@ -41,6 +41,7 @@ pub use tool::{Tool, plugin_input, signature, skeleton};
 use crate::catalog::{CatalogError, CatalogFile, PluginSpec};
 use crate::events::{CallEvent, CallKind, CallSource, CallStatus, EventBus, ServerEvent, preview};
 use crate::metrics::{CallMetrics, FinishedCall};
+use crate::redaction::redact;
 use crate::runtime::{CallFailure, FailureKind, LoadedPlugin, RuntimeSettings};
 
 /// How many finished calls keep their full arguments and output for the console.
@@ -345,7 +346,7 @@ impl Registry {
         tool: &str,
         arguments: Option<Map<String, Value>>,
     ) -> Result<CallReply, CallFailure> {
-        let arguments = arguments.unwrap_or_default();
+        let mut arguments = arguments.unwrap_or_default();
         let work = async move {
             let found = self.inner.live.load().tool(tool).cloned();
             let mut finished = Finished {
@@ -361,7 +362,7 @@ impl Registry {
                 output: Err(self.unknown_tool(tool)),
                 overlapping: 0,
             };
-            if let Some(found) = found {
+            if let Some(found) = &found {
                 match found.input(&arguments) {
                     Err(message) => {
                         finished.output =
@@ -378,6 +379,9 @@ impl Registry {
                     }
                 }
             }
+            // The plugin had the values; the record never shows secrets.
+            let listed = found.as_ref().map_or(&[][..], |tool| &tool.redact[..]);
+            redact(&mut arguments, listed);
             finished.arguments = Value::Object(arguments).to_string();
             finished
         };

@@ -21,6 +21,8 @@ pub struct Tool {
     pub plugin_name: Arc<str>,
     pub function: Arc<str>,
     pub arguments: Vec<ArgumentSpec>,
+    /// Arguments whose values the call's record never shows (`redact:`).
+    pub redact: Vec<String>,
     pub plugin: Arc<LoadedPlugin>,
 }
 
@@ -52,6 +54,7 @@ impl Tool {
             plugin_name: spec.name.as_str().into(),
             function: function.function.as_str().into(),
             arguments: function.arguments.clone(),
+            redact: function.redact.clone(),
             plugin: Arc::clone(plugin),
         }
     }

@@ -412,3 +412,73 @@ async fn the_session_cap_refuses_then_recovers() {
     first.cancel().await.unwrap();
     third.cancel().await.unwrap();
 }
+
+/// faults' `echo` hands its input back: the plugin sees every value, the
+/// records of the call do not see the secret ones.
+const ECHO_WITH_SECRETS: &str = r#"
+plugins:
+  - name: faults
+    path: faults/faults.wasm
+    wasi: false
+    functions:
+      - function: echo
+        redact: [text]
+        arguments:
+          - name: text
+            type: string
+          - name: api_key
+            type: string
+          - name: city
+            type: string
+"#;
+
+#[tokio::test]
+async fn the_audit_log_has_a_redacted_line_per_call() {
+    let audit = tempfile::tempdir().unwrap();
+    let path = audit.path().join("audit.jsonl");
+    let server = TestServer::start_with(ECHO_WITH_SECRETS, |s| {
+        s.audit_log = Some(wasimancer::audit::AuditOptions::at(path.clone()));
+    })
+    .await;
+    let mut events = server.events();
+    let client = server.client().await;
+    let arguments = json!({"text": "private words", "api_key": "sk-live-123", "city": "Lyon"});
+    let echoed = ok_text(&call(&client, "echo", arguments).await);
+    assert!(
+        echoed.contains("sk-live-123") && echoed.contains("private words"),
+        "the plugin gets the real values: {echoed}"
+    );
+    // The call's record, as consoles get it, is redacted too.
+    let recorded = call_events(&mut events, 1).await.remove(0);
+    assert!(!recorded.arguments.contains("sk-live-123"), "{recorded:?}");
+
+    // The writer flushes when it has nothing left to write: wait for that.
+    let line = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        loop {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            if let Some(line) = text.lines().find(|line| line.contains(r#""event":"call""#)) {
+                break serde_json::from_str::<Value>(line).unwrap();
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the call reaches the audit log");
+    assert_eq!(line["source"], "mcp");
+    assert_eq!(line["client"], "wasimancer-tests");
+    assert!(line["session"].as_str().is_some_and(|s| !s.is_empty()));
+    assert_eq!(line["kind"], "tool");
+    assert_eq!(line["tool"], "echo");
+    assert_eq!(line["plugin"], "faults");
+    assert_eq!(line["outcome"], "ok");
+    assert!(line["duration_ms"].as_f64().unwrap() > 0.0);
+    assert!(line["time"].as_str().unwrap().ends_with('Z'));
+    let logged: Value = serde_json::from_str(line["arguments"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        logged,
+        json!({"text": "[redacted]", "api_key": "[redacted]", "city": "Lyon"})
+    );
+    let everything = std::fs::read_to_string(&path).unwrap();
+    assert!(!everything.contains("sk-live-123") && !everything.contains("private words"));
+    client.cancel().await.unwrap();
+}
