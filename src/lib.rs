@@ -19,5 +19,6 @@ pub mod registry;
 pub mod ring;
 pub mod runtime;
 pub mod server;
+pub mod telemetry;
 pub mod templates;
 pub mod watch;

@@ -18,6 +18,7 @@ use wasimancer::http::{
 use wasimancer::logging::{self, LogBuffer, LogTarget};
 use wasimancer::registry::RegistryOptions;
 use wasimancer::server::{self, ControlSocketPath, Drainer, RunningServer, Settings, StartError};
+use wasimancer::telemetry::Tracing;
 
 /// The token value that turns a check off (WASImancer's).
 const NO_AUTHENTICATION: &str = "NO_AUTHENTICATION";
@@ -171,6 +172,9 @@ async fn serve(cli: &Cli, log: LogBuffer) -> anyhow::Result<ExitCode> {
         "WASIMANCER_AUTHENTICATION_TOKEN",
     );
     announce_token(&admin_token, "admin token", "WASIMANCER_ADMIN_TOKEN");
+    if let Some(addr) = server.metrics_addr {
+        eprintln!("metrics at http://{addr}/metrics");
+    }
     match &server.control_socket {
         Some(path) => eprintln!(
             "consoles attach with `wasimancer console --port {}` (control socket {})",
@@ -398,6 +402,7 @@ fn settings(
         log_calls: !with_console || args.log_file.is_some(),
         watch: args.watch,
         log,
+        tracing: Tracing::from_env()?,
         control_socket: match (&args.control_socket, args.no_control_socket) {
             (_, true) => None,
             (Some(path), false) => Some(ControlSocketPath::At(path.clone())),

@@ -30,6 +30,8 @@ use crate::catalog::MessageRole;
 use crate::events::CallSource;
 use crate::registry::{Registry, ServedPrompt, ServedResource, Tool};
 use crate::runtime::{CallFailure, FailureKind};
+use crate::telemetry::{self, HttpSpan};
+use opentelemetry::context::FutureExt as _;
 
 /// How often a session's notification task checks that its session still
 /// exists when nothing changes.
@@ -205,6 +207,37 @@ fn mcp_tool(tool: &Tool) -> McpTool {
 /// Without a session (WASImancer-style one-off requests, `--stateless`),
 /// rmcp answers as if a default client had initialized, and the name it
 /// reports is its own, not the caller's: it is left out.
+impl McpHandler {
+    /// The span of a `tools/call` when tracing is on: a child of the span
+    /// `_meta.traceparent` names, else of the HTTP request's.
+    fn tool_call_span(
+        &self,
+        request: &CallToolRequestParams,
+        context: &RequestContext<RoleServer>,
+    ) -> Option<opentelemetry::Context> {
+        let tracing = self.registry.tracing();
+        if !tracing.is_on() {
+            return None;
+        }
+        let parts = context.extensions.get::<axum::http::request::Parts>();
+        let http = parts.and_then(|parts| parts.extensions.get::<HttpSpan>());
+        let session = parts
+            .and_then(|parts| parts.headers.get("mcp-session-id"))
+            .and_then(|value| value.to_str().ok());
+        let meta = match &request.meta {
+            Some(meta) if !meta.0.0.is_empty() => &meta.0.0,
+            _ => &context.meta.0.0,
+        };
+        tracing.mcp_request(
+            "tools/call",
+            Some(&request.name),
+            meta,
+            http.map(|span| &span.0),
+            session,
+        )
+    }
+}
+
 fn call_source(context: &RequestContext<RoleServer>) -> CallSource {
     let session: Option<Arc<str>> = context
         .extensions
@@ -240,11 +273,18 @@ impl ServerHandler for McpHandler {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let source = call_source(&context);
-        match self
-            .registry
-            .call(source, &request.name, request.arguments)
-            .await
-        {
+        let span = self.tool_call_span(&request, &context);
+        let call = self.registry.call(source, &request.name, request.arguments);
+        let result = match &span {
+            None => call.await,
+            // The plugin's span is a child of this one.
+            Some(span) => call.with_context(span.clone()).await,
+        };
+        if let Some(span) = &span {
+            let failure = result.as_ref().err();
+            telemetry::finish(span, failure.map(|f| (f.kind.code(), f.message.as_str())));
+        }
+        match result {
             Ok(reply) => Ok(CallToolResult::success(vec![ContentBlock::text(reply.text)]).into()),
             // An unknown tool is a protocol error; everything else is a tool
             // result the model can read and act on.

@@ -19,6 +19,7 @@ use crate::logging::LogBuffer;
 use crate::metrics::{Exposition, HttpMetrics};
 use crate::operations::Operations;
 use crate::registry::{DefinitionPaths, Registry, RegistryOptions};
+use crate::telemetry::Tracing;
 
 /// Everything the server needs to start.
 #[derive(Debug, Clone)]
@@ -36,6 +37,8 @@ pub struct Settings {
     pub log_calls: bool,
     /// Reload what changes on disk.
     pub watch: bool,
+    /// Where spans go: off, or OTLP (see `telemetry`).
+    pub tracing: Tracing,
     /// The server log as consoles see it (the logger writes into it).
     pub log: LogBuffer,
     /// Where consoles attach (`None`: nowhere but over the admin HTTP side).
@@ -82,6 +85,7 @@ pub struct RunningServer {
     /// Where the control socket is, if there is one.
     pub control_socket: Option<PathBuf>,
     pub operations: Operations,
+    tracing: Tracing,
     drainer: Drainer,
     shutdown: CancellationToken,
     http: Vec<JoinHandle<()>>,
@@ -125,6 +129,8 @@ impl RunningServer {
         if let Some(control) = self.control {
             let _ = control.await;
         }
+        // The last spans leave before the process does.
+        self.tracing.shutdown().await;
     }
 
     /// Stop serving and wait for open connections to close.
@@ -221,6 +227,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
     // plugins.yml is read now (a broken one stops the start); the plugins
     // load while the server already listens, not ready until they have.
     let registry = Registry::open(settings.registry.clone(), bus)?;
+    registry.trace_with(settings.tracing.clone());
     let operations = Operations::new();
     let hub = Hub::new(
         registry.clone(),
@@ -239,6 +246,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
         http: http_metrics,
         operations: operations.clone(),
         metrics_on_main: metrics_listener.is_none(),
+        tracing: settings.tracing.clone(),
     };
     let shutdown = CancellationToken::new();
     let (router, endpoint) = http::router(&hub, &settings.http, &observed, shutdown.clone())?;
@@ -290,6 +298,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
             shutdown: shutdown.clone(),
         },
         operations,
+        tracing: settings.tracing,
         shutdown,
         http,
         control,

@@ -14,14 +14,13 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use futures_util::StreamExt;
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use super::HttpOptions;
 use super::sessions::{CountedSessions, Sessions};
+use super::{HttpOptions, hold_until_sent};
 use crate::mcp::McpHandler;
 use crate::operations::Operations;
 use crate::registry::Registry;
@@ -170,18 +169,6 @@ where
     };
     let guard = endpoint.operations.request();
     hold_until_sent(into_axum(serve(request).await), guard)
-}
-
-/// `response`, holding `guard` until its body has been sent (or dropped,
-/// when the client goes away): an answer streamed over SSE is in flight
-/// until its last event.
-fn hold_until_sent(response: Response, guard: crate::operations::RequestGuard) -> Response {
-    let (parts, body) = response.into_parts();
-    let body = body.into_data_stream().map(move |chunk| {
-        let _in_flight = &guard;
-        chunk
-    });
-    Response::from_parts(parts, Body::from_stream(body))
 }
 
 fn draining_message() -> String {

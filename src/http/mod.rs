@@ -31,6 +31,7 @@ use crate::control::Hub;
 use crate::metrics::{Exposition, HttpMetrics};
 use crate::operations::Operations;
 use crate::registry::Registry;
+use crate::telemetry::{HttpSpan, Tracing};
 
 /// How the HTTP side is set up.
 #[derive(Debug, Clone)]
@@ -130,6 +131,8 @@ pub struct Observed {
     /// Whether `/metrics` is served beside `/mcp` (not when it has a
     /// listener of its own).
     pub metrics_on_main: bool,
+    /// Where spans go (off by default).
+    pub tracing: Tracing,
 }
 
 /// All routes, with their guards, and the MCP endpoint (whose sessions a
@@ -153,15 +156,20 @@ pub fn router(
         operations.clone(),
         shutdown.clone(),
     );
-    let mut mcp = Router::new()
-        .route(
-            "/mcp",
-            axum::routing::any(mcp_endpoint::handle).with_state(endpoint.clone()),
-        )
-        .layer(axum::middleware::from_fn_with_state(
-            mcp_auth,
-            guard::require_bearer,
+    let mut mcp = Router::new().route(
+        "/mcp",
+        axum::routing::any(mcp_endpoint::handle).with_state(endpoint.clone()),
+    );
+    if observed.tracing.is_on() {
+        mcp = mcp.layer(axum::middleware::from_fn_with_state(
+            observed.tracing.clone(),
+            trace_requests,
         ));
+    }
+    let mut mcp = mcp.layer(axum::middleware::from_fn_with_state(
+        mcp_auth,
+        guard::require_bearer,
+    ));
     if let Some(limit) = options.rate_limit {
         // Outside the token check: a flood of bad tokens is limited too.
         let limiter = rate_limit::RateLimiter::new(limit, operations.clone(), shutdown.clone());
@@ -216,6 +224,51 @@ async fn metrics(State(exposition): State<Exposition>) -> Response {
         exposition.render(),
     )
         .into_response()
+}
+
+/// `response`, holding `held` until its body has been sent (or dropped,
+/// when the client goes away): an answer streamed over SSE lasts until its
+/// last event.
+fn hold_until_sent<T: Send + Sync + 'static>(response: Response, held: T) -> Response {
+    use futures_util::StreamExt;
+    let (parts, body) = response.into_parts();
+    let body = body.into_data_stream().map(move |chunk| {
+        let _held = &held;
+        chunk
+    });
+    Response::from_parts(parts, axum::body::Body::from_stream(body))
+}
+
+/// A span for every MCP request (tracing on only), ended when its answer
+/// has been sent.
+async fn trace_requests(
+    State(tracing): State<Tracing>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let method = request.method().as_str().to_owned();
+    let Some(span) = tracing.http_request(&method, "/mcp", request.headers()) else {
+        return next.run(request).await;
+    };
+    request.extensions_mut().insert(HttpSpan(span.clone()));
+    let response = next.run(request).await;
+    let ends = SpanEnd {
+        span,
+        status: response.status().as_u16(),
+    };
+    hold_until_sent(response, ends)
+}
+
+/// Ends an HTTP request's span when dropped.
+struct SpanEnd {
+    span: opentelemetry::Context,
+    status: u16,
+}
+
+impl Drop for SpanEnd {
+    fn drop(&mut self) {
+        crate::telemetry::finish_http(&self.span, self.status);
+    }
 }
 
 /// Count every answer by route pattern and status.

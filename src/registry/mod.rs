@@ -43,6 +43,7 @@ use crate::events::{CallEvent, CallKind, CallSource, CallStatus, EventBus, Serve
 use crate::metrics::{CallMetrics, FinishedCall};
 use crate::redaction::redact;
 use crate::runtime::{CallFailure, FailureKind, LoadedPlugin, RuntimeSettings};
+use crate::telemetry::{self, Tracing};
 
 /// How many finished calls keep their full arguments and output for the console.
 const CALL_DETAILS_KEPT: usize = 1000;
@@ -209,6 +210,8 @@ struct Inner {
     resources: definitions::Store<ResourceSet>,
     /// What prompts.yml serves.
     prompts: definitions::Store<PromptSet>,
+    /// Where spans go; off unless the server turns it on.
+    tracing: std::sync::OnceLock<Tracing>,
 }
 
 /// What a finished call reports, whatever it was (a tool call, a resource
@@ -301,6 +304,7 @@ impl Registry {
                 details,
                 resources: definitions::Store::new(),
                 prompts: definitions::Store::new(),
+                tracing: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -308,6 +312,16 @@ impl Registry {
     /// The current snapshot.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.inner.live.load_full()
+    }
+
+    /// Make spans for plugin calls with `tracing` (once, at the start).
+    pub fn trace_with(&self, tracing: Tracing) {
+        let _ = self.inner.tracing.set(tracing);
+    }
+
+    /// Where spans go (off unless [`Registry::trace_with`] said otherwise).
+    pub fn tracing(&self) -> &Tracing {
+        self.inner.tracing.get().unwrap_or(&telemetry::OFF)
     }
 
     /// The counts of calls and plugin loads.
@@ -369,10 +383,20 @@ impl Registry {
                             Err(CallFailure::new(FailureKind::InvalidArguments, message))
                     }
                     Ok(input) => {
+                        let span = self
+                            .tracing()
+                            .plugin_call(&found.plugin_name, &found.function);
                         let result = found
                             .plugin
                             .call(Arc::clone(&found.function), input.into_bytes())
                             .await;
+                        if let Some(span) = &span {
+                            let failure = result.output.as_ref().err();
+                            telemetry::finish(
+                                span,
+                                failure.map(|f| (f.kind.code(), f.message.as_str())),
+                            );
+                        }
                         self.inner.metrics.instance_waited(result.waited);
                         finished.output = result.output;
                         finished.overlapping = result.overlapping;

@@ -152,6 +152,7 @@ pub fn settings(dir: &Path, plugins_dir: &Path) -> Settings {
         log_calls: false,
         watch: false,
         log: LogBuffer::default(),
+        tracing: wasimancer::telemetry::Tracing::off(),
         control_socket: None,
     }
 }

@@ -482,3 +482,140 @@ async fn the_audit_log_has_a_redacted_line_per_call() {
     assert!(!everything.contains("sk-live-123") && !everything.contains("private words"));
     client.cancel().await.unwrap();
 }
+
+/// One span as a test OTLP receiver decoded it.
+#[derive(Debug, Clone)]
+struct ReceivedSpan {
+    name: String,
+    trace_id: String,
+    span_id: String,
+    parent_span_id: String,
+    attributes: BTreeMap<String, String>,
+}
+
+/// A test OTLP/HTTP receiver (protobuf, as the exporter sends): every span
+/// of every export request goes to the channel.
+async fn otlp_receiver() -> (String, tokio::sync::mpsc::UnboundedReceiver<ReceivedSpan>) {
+    use opentelemetry_proto::tonic::collector::trace::v1::{
+        ExportTraceServiceRequest, ExportTraceServiceResponse,
+    };
+    use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
+    use prost::Message;
+    let (spans, received) = tokio::sync::mpsc::unbounded_channel();
+    let export = move |body: axum::body::Bytes| {
+        let spans = spans.clone();
+        async move {
+            let request = ExportTraceServiceRequest::decode(body).expect("an OTLP export request");
+            let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+            for resource in request.resource_spans {
+                for scope in resource.scope_spans {
+                    for span in scope.spans {
+                        let attributes = span
+                            .attributes
+                            .iter()
+                            .map(|kv| {
+                                let value = match kv.value.as_ref().and_then(|v| v.value.clone()) {
+                                    Some(Any::StringValue(text)) => text,
+                                    Some(Any::IntValue(n)) => n.to_string(),
+                                    other => format!("{other:?}"),
+                                };
+                                (kv.key.clone(), value)
+                            })
+                            .collect();
+                        let _ = spans.send(ReceivedSpan {
+                            name: span.name,
+                            trace_id: hex(&span.trace_id),
+                            span_id: hex(&span.span_id),
+                            parent_span_id: hex(&span.parent_span_id),
+                            attributes,
+                        });
+                    }
+                }
+            }
+            ExportTraceServiceResponse::default().encode_to_vec()
+        }
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1/traces", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let app = axum::Router::new().route("/v1/traces", axum::routing::post(export));
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, received)
+}
+
+#[tokio::test]
+async fn spans_reach_an_otlp_receiver_under_the_callers_trace() {
+    let (endpoint, mut received) = otlp_receiver().await;
+    let server = TestServer::start_with(HELLO, |s| {
+        s.tracing = wasimancer::telemetry::Tracing::to_endpoint(&endpoint).unwrap();
+    })
+    .await;
+    // A caller's trace named in the request's _meta (SEP-414)…
+    let meta_trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let meta_parent = "00f067aa0ba902b7";
+    let client = server.client().await;
+    let params: CallToolRequestParams = serde_json::from_value(json!({
+        "name": "say_hello",
+        "arguments": {"name": "Ada"},
+        "_meta": {"traceparent": format!("00-{meta_trace}-{meta_parent}-01")},
+    }))
+    .unwrap();
+    client.call_tool(params).await.unwrap();
+    client.cancel().await.unwrap();
+    // …and one named in the HTTP request's headers.
+    let header_trace = "0af7651916cd43dd8448eb211c80319c";
+    let header_parent = "b7ad6b7169203331";
+    let bearer = format!("Bearer {TOKEN}");
+    let traceparent = format!("00-{header_trace}-{header_parent}-01");
+    let answered = post_mcp(
+        &server.url,
+        rpc(
+            2,
+            "tools/call",
+            json!({"name": "say_hello", "arguments": {"name": "Bob"}}),
+        ),
+        &[
+            ("authorization", &bearer),
+            ("mcp-protocol-version", "2025-11-25"),
+            ("traceparent", &traceparent),
+        ],
+    )
+    .await;
+    assert_eq!(answered.status(), 200);
+    messages(answered).await;
+
+    // Stopping the server sends the spans not sent yet.
+    let TestServer { server, dir, .. } = server;
+    server.stop().await;
+    drop(dir);
+    let mut spans = Vec::new();
+    while let Ok(span) = received.try_recv() {
+        spans.push(span);
+    }
+    let find = |name: &str, trace: &str| -> ReceivedSpan {
+        spans
+            .iter()
+            .find(|s| s.name == name && s.trace_id == trace)
+            .unwrap_or_else(|| panic!("no span {name} in trace {trace}: {spans:#?}"))
+            .clone()
+    };
+
+    let call = find("tools/call say_hello", meta_trace);
+    assert_eq!(call.parent_span_id, meta_parent, "a child of the caller's span");
+    assert_eq!(call.attributes["mcp.method.name"], "tools/call");
+    assert_eq!(call.attributes["gen_ai.tool.name"], "say_hello");
+    assert_eq!(call.attributes["wasimancer.outcome"], "ok");
+    assert!(call.attributes.contains_key("mcp.session.id"));
+    let plugin = find("plugin hello", meta_trace);
+    assert_eq!(plugin.parent_span_id, call.span_id);
+    assert_eq!(plugin.attributes["wasimancer.function"], "say_hello");
+
+    let http = find("POST /mcp", header_trace);
+    assert_eq!(http.parent_span_id, header_parent);
+    assert_eq!(http.attributes["http.response.status_code"], "200");
+    let call = find("tools/call say_hello", header_trace);
+    assert_eq!(call.parent_span_id, http.span_id);
+    let plugin = find("plugin hello", header_trace);
+    assert_eq!(plugin.parent_span_id, call.span_id);
+}
