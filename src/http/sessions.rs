@@ -327,3 +327,39 @@ impl Sessions {
         result
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_session_is_idle_only_without_word_or_open_stream() {
+        let limits = SessionLimits {
+            max_sessions: 2,
+            idle_timeout: Duration::from_secs(60),
+        };
+        let shutdown = CancellationToken::new();
+        let sessions = Sessions::new(limits, Operations::new(), shutdown.clone());
+        let manager = CountedSessions(Arc::clone(&sessions));
+        let (quiet, _) = manager.create_session().await.unwrap();
+        let (listening, _) = manager.create_session().await.unwrap();
+        assert_eq!(sessions.count(), 2);
+        assert!(sessions.admit().is_none(), "the cap is reached");
+        let stream = sessions.track(&listening, futures_util::stream::pending());
+        let later = Instant::now() + Duration::from_secs(61);
+        assert_eq!(sessions.idle(later), vec![quiet.clone()]);
+        // The stream ends: its session is idle a timeout after that.
+        drop(stream);
+        let soon = Instant::now() + Duration::from_secs(30);
+        assert_eq!(sessions.idle(soon), Vec::<SessionId>::new());
+        let mut idle = sessions.idle(Instant::now() + Duration::from_secs(61));
+        idle.sort();
+        let mut both = vec![quiet, listening];
+        both.sort();
+        assert_eq!(idle, both);
+        sessions.close_all().await;
+        assert_eq!(sessions.count(), 0);
+        assert!(sessions.admit().is_some(), "room again");
+        shutdown.cancel();
+    }
+}

@@ -116,53 +116,49 @@ async fn metrics_count_every_outcome_and_parse_with_promtool() {
 
     let scrape = Scrape::of(&server.base(), Some(ADMIN_TOKEN)).await;
     scrape.check_with_promtool();
-    assert_eq!(scrape.get(&tool_calls("add", "addition", "ok")), 2.0);
-    assert_eq!(
-        scrape.get(&tool_calls("add", "addition", "invalid_arguments")),
-        1.0
-    );
-    assert_eq!(
-        scrape.get(&tool_calls("fail", "faults", "plugin_error")),
-        1.0
-    );
-    assert_eq!(scrape.get(&tool_calls("trap", "faults", "trap")), 1.0);
-    assert_eq!(
-        scrape.get(&tool_calls("(unknown)", "", "unknown_tool")),
-        1.0
-    );
-    assert_eq!(
-        scrape.get("wasimancer_tool_call_duration_seconds_count{tool=\"add\"}"),
-        3.0
-    );
-    assert_eq!(
-        scrape.get("wasimancer_tool_call_duration_seconds_bucket{tool=\"add\",le=\"+Inf\"}"),
-        3.0
-    );
-    // Four calls reached a plugin instance (the invalid and unknown ones did not).
-    assert_eq!(scrape.get("wasimancer_instance_wait_seconds_count"), 4.0);
-    assert_eq!(scrape.get("wasimancer_calls_in_flight"), 0.0);
-    assert_eq!(scrape.get("wasimancer_sessions"), 1.0);
-    assert_eq!(
-        scrape.get("wasimancer_instances{plugin=\"faults\",state=\"idle\"}"),
-        4.0
-    );
-    assert_eq!(
-        scrape.get("wasimancer_instances{plugin=\"faults\",state=\"busy\"}"),
-        0.0
-    );
-    assert_eq!(
-        scrape.get("wasimancer_plugin_loads_total{plugin=\"addition\",outcome=\"ok\"}"),
-        1.0
-    );
-    assert_eq!(scrape.get("wasimancer_plugins{state=\"loaded\"}"), 5.0);
-    assert_eq!(scrape.get("wasimancer_ready"), 1.0);
-    assert_eq!(
-        scrape.get(&format!(
-            "wasimancer_build_info{{version=\"{}\"}}",
-            env!("CARGO_PKG_VERSION")
-        )),
-        1.0
-    );
+    let expected = [
+        (tool_calls("add", "addition", "ok"), 2.0),
+        (tool_calls("add", "addition", "invalid_arguments"), 1.0),
+        (tool_calls("fail", "faults", "plugin_error"), 1.0),
+        (tool_calls("trap", "faults", "trap"), 1.0),
+        (tool_calls("(unknown)", "", "unknown_tool"), 1.0),
+        (
+            r#"wasimancer_tool_call_duration_seconds_count{tool="add"}"#.into(),
+            3.0,
+        ),
+        (
+            r#"wasimancer_tool_call_duration_seconds_bucket{tool="add",le="+Inf"}"#.into(),
+            3.0,
+        ),
+        // Four calls reached a plugin instance (the invalid and unknown ones did not).
+        ("wasimancer_instance_wait_seconds_count".into(), 4.0),
+        ("wasimancer_calls_in_flight".into(), 0.0),
+        ("wasimancer_sessions".into(), 1.0),
+        (
+            r#"wasimancer_instances{plugin="faults",state="idle"}"#.into(),
+            4.0,
+        ),
+        (
+            r#"wasimancer_instances{plugin="faults",state="busy"}"#.into(),
+            0.0,
+        ),
+        (
+            r#"wasimancer_plugin_loads_total{plugin="addition",outcome="ok"}"#.into(),
+            1.0,
+        ),
+        (r#"wasimancer_plugins{state="loaded"}"#.into(), 5.0),
+        ("wasimancer_ready".into(), 1.0),
+        (
+            format!(
+                r#"wasimancer_build_info{{version="{}"}}"#,
+                env!("CARGO_PKG_VERSION")
+            ),
+            1.0,
+        ),
+    ];
+    for (sample, value) in expected {
+        assert_eq!(scrape.get(&sample), value, "{sample}");
+    }
     assert!(scrape.get("process_resident_memory_bytes") > 0.0);
     assert!(scrape.get("process_open_fds") > 0.0);
     assert!(
@@ -175,22 +171,14 @@ async fn metrics_count_every_outcome_and_parse_with_promtool() {
     server.server.registry.reload_all("test").await.unwrap();
     let scrape = Scrape::of(&server.base(), Some(ADMIN_TOKEN)).await;
     scrape.check_with_promtool();
-    assert_eq!(
-        scrape.matching("wasimancer_tool_calls_total{tool=\"add\""),
-        Vec::<&str>::new()
-    );
-    assert_eq!(
-        scrape.matching("wasimancer_tool_call_duration_seconds_count{tool=\"add\""),
-        Vec::<&str>::new()
-    );
-    assert_eq!(
-        scrape.matching("wasimancer_plugin_loads_total{plugin=\"addition\""),
-        Vec::<&str>::new()
-    );
-    assert_eq!(
-        scrape.matching("wasimancer_instances{plugin=\"faults\""),
-        Vec::<&str>::new()
-    );
+    for gone in [
+        r#"wasimancer_tool_calls_total{tool="add""#,
+        r#"wasimancer_tool_call_duration_seconds_count{tool="add""#,
+        r#"wasimancer_plugin_loads_total{plugin="addition""#,
+        r#"wasimancer_instances{plugin="faults""#,
+    ] {
+        assert_eq!(scrape.matching(gone), Vec::<&str>::new());
+    }
     client.cancel().await.unwrap();
 }
 
@@ -273,7 +261,7 @@ async fn ready_while_serving_not_while_draining() {
     // New calls and new sessions are refused with a JSON-RPC error saying why.
     let bearer = format!("Bearer {TOKEN}");
     let refused = client
-        .call_tool(CallToolRequestParams::new("say hello"))
+        .call_tool(CallToolRequestParams::new("wait_at_gate"))
         .await
         .expect_err("a new call is refused while draining");
     assert!(refused.to_string().contains("draining"), "{refused}");
@@ -602,7 +590,10 @@ async fn spans_reach_an_otlp_receiver_under_the_callers_trace() {
     };
 
     let call = find("tools/call say_hello", meta_trace);
-    assert_eq!(call.parent_span_id, meta_parent, "a child of the caller's span");
+    assert_eq!(
+        call.parent_span_id, meta_parent,
+        "a child of the caller's span"
+    );
     assert_eq!(call.attributes["mcp.method.name"], "tools/call");
     assert_eq!(call.attributes["gen_ai.tool.name"], "say_hello");
     assert_eq!(call.attributes["wasimancer.outcome"], "ok");

@@ -233,7 +233,7 @@ impl Gate {
 }
 
 /// plugins.yml with the sandbox plugin allowed to fetch from loopback, as
-/// `wait_at_gate` (a call that lasts until a [`Gate`] opens), and hello.
+/// `wait_at_gate` (a call that lasts until a [`Gate`] opens).
 pub const GATED_PLUGINS: &str = r#"
 plugins:
   - name: gatekeeper
@@ -245,14 +245,5 @@ plugins:
         function: fetch
         arguments:
           - name: url
-            type: string
-  - name: hello
-    path: hello/hello.wasm
-    wasi: false
-    functions:
-      - displayName: say hello
-        function: say_hello
-        arguments:
-          - name: name
             type: string
 "#;
