@@ -12,6 +12,7 @@ pub mod sessions;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
@@ -224,6 +225,30 @@ async fn metrics(State(exposition): State<Exposition>) -> Response {
         exposition.render(),
     )
         .into_response()
+}
+
+/// Do `work` on `target` every `period`, until `shutdown` or until `target`
+/// is dropped: the housekeeping of the limits (forgetting quiet clients,
+/// closing idle sessions).
+fn every<T, F, Fut>(period: Duration, target: &Arc<T>, shutdown: CancellationToken, work: F)
+where
+    T: Send + Sync + 'static,
+    F: Fn(Arc<T>) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    let target = Arc::downgrade(target);
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(period) => {}
+            }
+            let Some(target) = target.upgrade() else {
+                return;
+            };
+            work(target).await;
+        }
+    });
 }
 
 /// `response`, holding `held` until its body has been sent (or dropped,

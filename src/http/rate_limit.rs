@@ -84,19 +84,9 @@ impl RateLimiter {
             by: limit.by,
             operations,
         });
-        let weak = Arc::downgrade(&limiter);
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(FORGET_EVERY) => {}
-                }
-                let Some(limiter) = weak.upgrade() else {
-                    return;
-                };
-                limiter.limiter.retain_recent();
-                limiter.limiter.shrink_to_fit();
-            }
+        super::every(FORGET_EVERY, &limiter, shutdown, |limiter| async move {
+            limiter.limiter.retain_recent();
+            limiter.limiter.shrink_to_fit();
         });
         limiter
     }

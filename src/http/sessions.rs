@@ -76,7 +76,10 @@ impl Sessions {
             limits,
             operations,
         });
-        tokio::spawn(sweep(Arc::downgrade(&sessions), shutdown));
+        // A few looks per timeout.
+        let period =
+            (limits.idle_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(15));
+        super::every(period, &sessions, shutdown, sweep);
         sessions
     }
 
@@ -173,26 +176,12 @@ impl Sessions {
     }
 }
 
-/// Close idle sessions, looking a few times per timeout.
-async fn sweep(sessions: Weak<Sessions>, shutdown: CancellationToken) {
-    let every = match sessions.upgrade() {
-        Some(sessions) => (sessions.limits.idle_timeout / 4)
-            .clamp(Duration::from_millis(10), Duration::from_secs(15)),
-        None => return,
-    };
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(every) => {}
-        }
-        let Some(sessions) = sessions.upgrade() else {
-            return;
-        };
-        for id in sessions.idle(Instant::now()) {
-            tracing::debug!(session = %id, "MCP session idle for the timeout: closed");
-            if sessions.close_session(&id).await.is_ok() {
-                sessions.operations.session_expired();
-            }
+/// Close the idle sessions.
+async fn sweep(sessions: Arc<Sessions>) {
+    for id in sessions.idle(Instant::now()) {
+        tracing::debug!(session = %id, "MCP session idle for the timeout: closed");
+        if sessions.close_session(&id).await.is_ok() {
+            sessions.operations.session_expired();
         }
     }
 }
