@@ -286,6 +286,62 @@ async fn ready_while_serving_not_while_draining() {
     assert_eq!(ok_text(&slow.await.unwrap()), "200 opened");
     assert_eq!(drain.await.unwrap(), Drained::Finished);
     assert!(server.server.operations.refused_draining() >= 2);
+    // Then the server stops: nothing answers any more.
+    let base = server.base();
+    let TestServer { server, dir, .. } = server;
+    server.wait().await;
+    drop(dir);
+    assert!(reqwest::get(format!("{base}/ready")).await.is_err());
+}
+
+/// The server listens while it loads: /ready says so until it is done.
+/// resources.yml is a named pipe here, so loading lasts until the test
+/// writes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_ready_while_loading() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("plugins.yml"), HELLO).unwrap();
+    let pipe = dir.path().join("resources.yml");
+    let name = std::ffi::CString::new(pipe.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo reads a valid C string and creates a file.
+    assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+    let mut settings = settings(dir.path(), &repo_plugins());
+    // A port free a moment ago: the address must be known before start returns.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    settings.listen = SocketAddr::from(([127, 0, 0, 1], port));
+    let starting = tokio::spawn(wasimancer::server::start(settings));
+    let base = format!("http://127.0.0.1:{port}");
+    let (status, body) = loop {
+        if let Ok(response) = reqwest::get(format!("{base}/ready")).await {
+            let status = response.status().as_u16();
+            break (status, response.json::<Value>().await.unwrap());
+        }
+        tokio::task::yield_now().await;
+    };
+    assert_eq!(status, 503);
+    assert_eq!(
+        body,
+        json!({"status": "loading", "reason": "loading plugins"})
+    );
+    // /health answers meanwhile: the process is alive.
+    assert_eq!(
+        reqwest::get(format!("{base}/health"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let writer = std::thread::spawn(move || {
+        std::fs::write(&pipe, "resources:\n").unwrap();
+    });
+    let server = starting.await.unwrap().expect("the server starts");
+    writer.join().unwrap();
+    assert_eq!(ready(&base).await, (200, json!({"status": "ready"})));
+    server.stop().await;
 }
 
 #[tokio::test]
