@@ -175,6 +175,9 @@ async fn serve(cli: &Cli, log: LogBuffer) -> anyhow::Result<ExitCode> {
     if let Some(addr) = server.metrics_addr {
         eprintln!("metrics at http://{addr}/metrics");
     }
+    if server.tracing.is_on() {
+        eprintln!("traces: sent over OTLP (OTEL_EXPORTER_OTLP_ENDPOINT)");
+    }
     match &server.control_socket {
         Some(path) => eprintln!(
             "consoles attach with `wasimancer console --port {}` (control socket {})",

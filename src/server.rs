@@ -85,7 +85,8 @@ pub struct RunningServer {
     /// Where the control socket is, if there is one.
     pub control_socket: Option<PathBuf>,
     pub operations: Operations,
-    tracing: Tracing,
+    /// Where spans go (sent off when the server stops).
+    pub tracing: Tracing,
     drainer: Drainer,
     shutdown: CancellationToken,
     http: Vec<JoinHandle<()>>,
