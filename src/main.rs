@@ -425,15 +425,12 @@ async fn drain_on_signal(
 ) {
     wait_for_stop_signal().await;
     tracing::info!("stop signal: draining (a second signal stops at once)");
-    let draining = tokio::spawn(async move { drainer.drain(timeout).await });
-    tokio::select! {
-        _ = draining => {}
-        _ = wait_for_stop_signal() => {
-            tracing::warn!("second stop signal: stopping now");
-            shutdown.cancel();
-            forced.cancel();
-        }
-    }
+    tokio::spawn(async move { drainer.drain(timeout).await });
+    // Also after the drain: closing connections could still hang.
+    wait_for_stop_signal().await;
+    tracing::warn!("second stop signal: stopping now");
+    shutdown.cancel();
+    forced.cancel();
 }
 
 /// Ctrl-C or SIGTERM.
