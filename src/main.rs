@@ -195,8 +195,9 @@ async fn serve(cli: &Cli, log: LogBuffer) -> anyhow::Result<ExitCode> {
     ));
     reload_on_hangup(&server);
     tokio::select! {
-        _ = server.wait() => Ok(ExitCode::SUCCESS),
+        biased;
         _ = forced.cancelled() => Ok(ExitCode::FAILURE),
+        _ = server.wait() => Ok(ExitCode::SUCCESS),
     }
 }
 
@@ -429,8 +430,9 @@ async fn drain_on_signal(
     // Also after the drain: closing connections could still hang.
     wait_for_stop_signal().await;
     tracing::warn!("second stop signal: stopping now");
-    shutdown.cancel();
+    // `forced` first: whoever waits for both sees that the stop was forced.
     forced.cancel();
+    shutdown.cancel();
 }
 
 /// Ctrl-C or SIGTERM.
