@@ -1,12 +1,15 @@
 //! The command line. Every setting is a flag with an environment variable
 //! (WASImancer's where it has one), and `--help` shows both.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
+use crate::http::{PerSecond, RateKey};
 use crate::registry::{DefinitionLocation, DefinitionPaths};
 
 /// Serve the functions of Extism WebAssembly plugins as MCP tools, with a live
@@ -198,12 +201,82 @@ pub struct ServeArgs {
     /// Largest request body on /mcp, in bytes.
     #[arg(long, env = "WASIMANCER_MAX_REQUEST_BYTES", default_value_t = 4 * 1024 * 1024, global = true)]
     pub max_request_bytes: usize,
+    /// The most MCP sessions open at once; a client that would open one more
+    /// is refused (503) until one closes or expires.
+    #[arg(
+        long,
+        env = "WASIMANCER_MAX_SESSIONS",
+        default_value_t = 10_000,
+        value_parser = clap::value_parser!(u64).range(1..),
+        global = true
+    )]
+    pub max_sessions: u64,
+    /// An MCP session whose client has sent nothing and holds no stream open
+    /// for this long is closed (its client then starts a new one): 300, 300s, 5m.
+    #[arg(
+        long,
+        env = "WASIMANCER_SESSION_IDLE_TIMEOUT",
+        default_value = "5m",
+        value_parser = parse_duration,
+        global = true
+    )]
+    pub session_idle_timeout: Duration,
+    /// At most this many requests a second to /mcp per client (20 or 20/s);
+    /// more are answered 429 with Retry-After [default: no limit].
+    #[arg(long, env = "WASIMANCER_RATE_LIMIT", global = true)]
+    pub rate_limit: Option<PerSecond>,
+    /// How many requests a client may send at once within --rate-limit [default: the rate].
+    #[arg(long, env = "WASIMANCER_RATE_LIMIT_BURST", global = true)]
+    pub rate_limit_burst: Option<NonZeroU32>,
+    /// What a client is to --rate-limit: its peer address, or its bearer token.
+    #[arg(
+        long,
+        env = "WASIMANCER_RATE_LIMIT_BY",
+        value_enum,
+        default_value_t = RateKey::Peer,
+        global = true
+    )]
+    pub rate_limit_by: RateKey,
+    /// On SIGTERM or SIGINT, how long calls in flight may take to finish
+    /// before the server stops anyway (a second signal stops it at once): 30, 30s, 2m.
+    #[arg(
+        long,
+        env = "WASIMANCER_DRAIN_TIMEOUT",
+        default_value = "30s",
+        value_parser = parse_duration,
+        global = true
+    )]
+    pub drain_timeout: Duration,
+    /// Bearer token of /metrics [default: the admin token].
+    #[arg(
+        long,
+        env = "WASIMANCER_METRICS_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    pub metrics_token: Option<String>,
+    /// Serve /metrics on this address (like 127.0.0.1:9464) instead of beside
+    /// /mcp; there it needs --metrics-token only when one is set.
+    #[arg(long, env = "WASIMANCER_METRICS_LISTEN", global = true)]
+    pub metrics_listen: Option<SocketAddr>,
     /// No MCP sessions: every request stands alone (for several instances behind a load balancer).
     #[arg(long, env = "WASIMANCER_STATELESS", global = true)]
     pub stateless: bool,
-    /// Append every call and plugin change as a JSON line to this file.
+    /// Append a JSON line per call (time, client, session, tool, outcome,
+    /// duration, redacted arguments) and per plugin change to this file.
     #[arg(long, env = "WASIMANCER_AUDIT_LOG", global = true)]
     pub audit_log: Option<PathBuf>,
+    /// Rotate the audit log when it reaches this many bytes (FILE becomes FILE.1).
+    #[arg(long, env = "WASIMANCER_AUDIT_LOG_MAX_BYTES", default_value_t = 64 * 1024 * 1024, global = true)]
+    pub audit_log_max_bytes: u64,
+    /// How many rotated audit logs (FILE.1, FILE.2…) are kept.
+    #[arg(
+        long,
+        env = "WASIMANCER_AUDIT_LOG_KEEP",
+        default_value_t = 4,
+        global = true
+    )]
+    pub audit_log_keep: usize,
     /// Write the server log to this file (with the console, the log otherwise only shows in it).
     #[arg(long, env = "WASIMANCER_LOG_FILE", global = true)]
     pub log_file: Option<PathBuf>,
@@ -224,6 +297,33 @@ pub struct ServeArgs {
     /// Monochrome console (also when NO_COLOR is set to anything).
     #[arg(long, env = "NO_COLOR", value_parser = non_empty_is_true, global = true)]
     pub no_color: bool,
+}
+
+/// A duration: seconds (`30`), or a number with `ms`, `s`, `m` or `h`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration: write 30, 30s, 500ms, 5m or 1h"))?;
+    let seconds = match unit.trim() {
+        "" | "s" => number,
+        "ms" => number / 1000.0,
+        "m" => number * 60.0,
+        "h" => number * 3600.0,
+        other => {
+            return Err(format!(
+                "unknown unit `{other}` in `{text}`: use ms, s, m or h"
+            ));
+        }
+    };
+    if seconds <= 0.0 {
+        return Err(format!("`{text}` must be more than zero"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
 }
 
 /// NO_COLOR is on when set to any non-empty value.

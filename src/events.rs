@@ -376,6 +376,11 @@ impl EventReader {
         }
     }
 
+    /// Whether no event waits to be read.
+    pub fn is_empty(&self) -> bool {
+        self.receiver.is_empty()
+    }
+
     /// Wait for the next event from a thread that is not async (the console).
     pub fn blocking_recv(&mut self) -> Received {
         match self.receiver.blocking_recv() {
@@ -485,41 +490,6 @@ fn log_call(call: &CallEvent) {
         CallKind::Resource => line!(resource),
         CallKind::Prompt => line!(prompt),
     }
-}
-
-/// Writes every event as one JSON line to a file (`--audit-log`).
-pub async fn write_audit_log(mut reader: EventReader, path: std::path::PathBuf) {
-    use tokio::io::AsyncWriteExt;
-    let file = tokio::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .await;
-    let mut file = match file {
-        Ok(file) => tokio::io::BufWriter::new(file),
-        Err(error) => {
-            tracing::error!(path = %path.display(), %error, "cannot open the audit log");
-            return;
-        }
-    };
-    loop {
-        let line = match reader.recv().await {
-            Received::Event(event) => serde_json::to_string(&*event).ok(),
-            Received::Dropped(n) => Some(format!("{{\"event\":\"dropped\",\"count\":{n}}}")),
-            Received::Closed => break,
-        };
-        if let Some(mut line) = line {
-            line.push('\n');
-            if file.write_all(line.as_bytes()).await.is_err() {
-                break;
-            }
-        }
-        // Flush whenever the queue is empty so the file is current when idle.
-        if reader.receiver.is_empty() && file.flush().await.is_err() {
-            break;
-        }
-    }
-    let _ = file.flush().await;
 }
 
 #[cfg(test)]

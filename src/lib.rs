@@ -2,6 +2,7 @@
 //! plugins, with an operator console. See README.md and docs/ARCHITECTURE.md.
 
 pub mod atomic_file;
+pub mod audit;
 pub mod catalog;
 pub mod cli;
 pub mod commands;
@@ -12,10 +13,14 @@ pub mod events;
 pub mod http;
 pub mod logging;
 pub mod mcp;
+pub mod metrics;
+pub mod operations;
+pub mod redaction;
 pub mod registry;
 pub mod ring;
 pub mod runtime;
 pub mod schema;
 pub mod server;
+pub mod telemetry;
 pub mod templates;
 pub mod watch;

@@ -6,15 +6,19 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
+use wasimancer::audit::AuditOptions;
 use wasimancer::cli::{Cli, Command};
 use wasimancer::commands::status;
 use wasimancer::commands::{self, call, check};
 use wasimancer::console::{self, ConsoleExit, ConsoleOptions, Role};
 use wasimancer::control::{self, Target};
-use wasimancer::http::{AdminOptions, AllowList, HttpOptions, Token};
+use wasimancer::http::{
+    AdminOptions, AllowList, HttpOptions, MetricsAccess, PerSecond, RateLimit, SessionLimits, Token,
+};
 use wasimancer::logging::{self, LogBuffer, LogTarget};
 use wasimancer::registry::RegistryOptions;
-use wasimancer::server::{self, ControlSocketPath, RunningServer, Settings, StartError};
+use wasimancer::server::{self, ControlSocketPath, Drainer, RunningServer, Settings, StartError};
+use wasimancer::telemetry::Tracing;
 
 /// The token value that turns a check off (WASImancer's).
 const NO_AUTHENTICATION: &str = "NO_AUTHENTICATION";
@@ -152,7 +156,7 @@ async fn serve(cli: &Cli, log: LogBuffer) -> anyhow::Result<ExitCode> {
     };
 
     if with_console {
-        return serve_with_console(server, args.no_color).await;
+        return serve_with_console(server, args.no_color, args.drain_timeout).await;
     }
     let snapshot = server.registry.snapshot();
     let (loaded, failed) = snapshot.plugin_counts();
@@ -168,6 +172,12 @@ async fn serve(cli: &Cli, log: LogBuffer) -> anyhow::Result<ExitCode> {
         "WASIMANCER_AUTHENTICATION_TOKEN",
     );
     announce_token(&admin_token, "admin token", "WASIMANCER_ADMIN_TOKEN");
+    if let Some(addr) = server.metrics_addr {
+        eprintln!("metrics at http://{addr}/metrics");
+    }
+    if server.tracing.is_on() {
+        eprintln!("traces: sent over OTLP (OTEL_EXPORTER_OTLP_ENDPOINT)");
+    }
     match &server.control_socket {
         Some(path) => eprintln!(
             "consoles attach with `wasimancer console --port {}` (control socket {})",
@@ -176,10 +186,19 @@ async fn serve(cli: &Cli, log: LogBuffer) -> anyhow::Result<ExitCode> {
         ),
         None => eprintln!("control socket: OFF (--no-control-socket)"),
     }
-    tokio::spawn(stop_on_signal(server.shutdown_token()));
+    let forced = CancellationToken::new();
+    tokio::spawn(drain_on_signal(
+        server.drainer(),
+        server.shutdown_token(),
+        args.drain_timeout,
+        forced.clone(),
+    ));
     reload_on_hangup(&server);
-    server.wait().await;
-    Ok(ExitCode::SUCCESS)
+    tokio::select! {
+        biased;
+        _ = forced.cancelled() => Ok(ExitCode::FAILURE),
+        _ = server.wait() => Ok(ExitCode::SUCCESS),
+    }
 }
 
 /// When the port is taken by another wasimancer (its control socket
@@ -213,9 +232,18 @@ async fn running_server(cli: &Cli, error: &StartError) -> Option<Target> {
 
 /// The console of this process's server, on a thread of its own: drawing
 /// is blocking terminal I/O and must never hold up the server.
-async fn serve_with_console(server: RunningServer, no_color: bool) -> anyhow::Result<ExitCode> {
+async fn serve_with_console(
+    server: RunningServer,
+    no_color: bool,
+    drain_timeout: std::time::Duration,
+) -> anyhow::Result<ExitCode> {
     let shutdown = server.shutdown_token();
-    tokio::spawn(stop_on_signal(shutdown.clone()));
+    tokio::spawn(drain_on_signal(
+        server.drainer(),
+        shutdown.clone(),
+        drain_timeout,
+        CancellationToken::new(),
+    ));
     let target = Target::InProcess {
         hub: server.hub.clone(),
         shutdown: shutdown.clone(),
@@ -331,6 +359,7 @@ fn settings(
         .unwrap_or_else(|| plugins_dir.clone());
     Ok(Settings {
         listen,
+        metrics_listen: args.metrics_listen,
         registry: RegistryOptions {
             catalog_path: cli.plugins.plugins_file.clone(),
             runtime: commands::runtime_settings(&cli.plugins),
@@ -346,19 +375,38 @@ fn settings(
             },
             max_request_bytes: args.max_request_bytes,
             stateless: args.stateless,
+            sessions: SessionLimits {
+                max_sessions: args.max_sessions,
+                idle_timeout: args.session_idle_timeout,
+            },
+            rate_limit: args.rate_limit.map(|PerSecond(per_second)| RateLimit {
+                per_second,
+                burst: args.rate_limit_burst.unwrap_or(per_second),
+                by: args.rate_limit_by,
+            }),
+            metrics: match args.metrics_token.as_deref().map(str::trim) {
+                None | Some("") => MetricsAccess::AdminToken,
+                Some(NO_AUTHENTICATION) => MetricsAccess::Open,
+                Some(token) => MetricsAccess::Token(Token::new(token)),
+            },
             admin: AdminOptions {
                 token: admin_token.0.clone(),
                 upload_dir,
                 max_upload_bytes: args.max_upload_bytes,
             },
         },
-        audit_log: args.audit_log.clone(),
+        audit_log: args.audit_log.clone().map(|path| AuditOptions {
+            path,
+            max_bytes: args.audit_log_max_bytes,
+            keep: args.audit_log_keep,
+        }),
         // The console's calls pane is the call log: a line per call in its
         // log pane too would only bury the server's own messages. With a log
         // file, the file gets them.
         log_calls: !with_console || args.log_file.is_some(),
         watch: args.watch,
         log,
+        tracing: Tracing::from_env()?,
         control_socket: match (&args.control_socket, args.no_control_socket) {
             (_, true) => None,
             (Some(path), false) => Some(ControlSocketPath::At(path.clone())),
@@ -367,7 +415,43 @@ fn settings(
     })
 }
 
-/// Stop serving on Ctrl-C or SIGTERM.
+/// On Ctrl-C or SIGTERM, drain: refuse new work, let calls in flight finish
+/// for at most `timeout`, then stop. A second signal stops at once (and
+/// cancels `forced`).
+async fn drain_on_signal(
+    drainer: Drainer,
+    shutdown: CancellationToken,
+    timeout: std::time::Duration,
+    forced: CancellationToken,
+) {
+    wait_for_stop_signal().await;
+    tracing::info!("stop signal: draining (a second signal stops at once)");
+    tokio::spawn(async move { drainer.drain(timeout).await });
+    // Also after the drain: closing connections could still hang.
+    wait_for_stop_signal().await;
+    tracing::warn!("second stop signal: stopping now");
+    // `forced` first: whoever waits for both sees that the stop was forced.
+    forced.cancel();
+    shutdown.cancel();
+}
+
+/// Ctrl-C or SIGTERM.
+async fn wait_for_stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Stop the console on Ctrl-C or SIGTERM.
 async fn stop_on_signal(shutdown: CancellationToken) {
     #[cfg(unix)]
     {

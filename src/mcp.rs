@@ -32,6 +32,9 @@ use crate::catalog::MessageRole;
 use crate::events::CallSource;
 use crate::registry::{Registry, ServedPrompt, ServedResource, Tool, ToolOutput};
 use crate::runtime::{CallControl, CallFailure, FailureKind, Progress};
+use crate::telemetry::{self, HttpSpan};
+use futures_util::future::Either;
+use opentelemetry::context::FutureExt as _;
 
 /// How often a session's notification task checks that its session still
 /// exists when nothing changes.
@@ -282,6 +285,37 @@ async fn notify_progress(peer: &rmcp::Peer<RoleServer>, token: &ProgressToken, r
 /// Without a session (WASImancer-style one-off requests, `--stateless`),
 /// rmcp answers as if a default client had initialized, and the name it
 /// reports is its own, not the caller's: it is left out.
+impl McpHandler {
+    /// The span of a `tools/call` when tracing is on: a child of the span
+    /// `_meta.traceparent` names, else of the HTTP request's.
+    fn tool_call_span(
+        &self,
+        request: &CallToolRequestParams,
+        context: &RequestContext<RoleServer>,
+    ) -> Option<opentelemetry::Context> {
+        let tracing = self.registry.tracing();
+        if !tracing.is_on() {
+            return None;
+        }
+        let parts = context.extensions.get::<axum::http::request::Parts>();
+        let http = parts.and_then(|parts| parts.extensions.get::<HttpSpan>());
+        let session = parts
+            .and_then(|parts| parts.headers.get("mcp-session-id"))
+            .and_then(|value| value.to_str().ok());
+        let meta = match &request.meta {
+            Some(meta) if !meta.0.0.is_empty() => &meta.0.0,
+            _ => &context.meta.0.0,
+        };
+        tracing.mcp_request(
+            "tools/call",
+            Some(&request.name),
+            meta,
+            http.map(|span| &span.0),
+            session,
+        )
+    }
+}
+
 fn call_source(context: &RequestContext<RoleServer>) -> CallSource {
     let session: Option<Arc<str>> = context
         .extensions
@@ -346,9 +380,16 @@ impl ServerHandler for McpHandler {
             progress,
             cancel: Some(context.ct.clone()),
         };
+        let span = self.tool_call_span(&request, &context);
         let call = self
             .registry
             .call_with(source, &request.name, request.arguments, control);
+        // The plugin's span is a child of this one; without tracing the
+        // call is polled as it is.
+        let call = match &span {
+            Some(span) => Either::Left(call.with_context(span.clone())),
+            None => Either::Right(call),
+        };
         let result = match (token, reports.as_mut()) {
             (Some(token), Some(reports)) => {
                 let peer = &context.peer;
@@ -367,6 +408,10 @@ impl ServerHandler for McpHandler {
             }
             _ => call.await,
         };
+        if let Some(span) = &span {
+            let failure = result.as_ref().err();
+            telemetry::finish(span, failure.map(|f| (f.kind.code(), f.message.as_str())));
+        }
         match result {
             Ok(reply) => Ok(call_result(reply.output).into()),
             // An unknown tool is a protocol error; everything else is a tool

@@ -166,6 +166,11 @@ pub struct FunctionSpec {
         skip_serializing_if = "Vec::is_empty"
     )]
     pub client_capabilities: Vec<ClientCapability>,
+    /// Arguments whose values are never recorded (call log, consoles, audit
+    /// log): they show as "[redacted]". Names that look like secrets
+    /// (token, password, api_key…) are redacted without being listed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redact: Vec<String>,
 }
 
 /// One named argument of a function; together they make the tool's input schema.
@@ -539,6 +544,23 @@ impl CatalogFile {
                     key,
                     message,
                 });
+            }
+        }
+        // A misspelt name in `redact:` would leave a secret in the records.
+        for name in &function.redact {
+            if !seen.contains_key(name.as_str()) {
+                let declared: Vec<&str> =
+                    function.arguments.iter().map(|a| a.name.as_str()).collect();
+                problems.push(self.function_problem(
+                    p,
+                    f,
+                    "redact",
+                    format!(
+                        "`{name}` is not an argument of `{}`, so it cannot be redacted; arguments are: {}",
+                        function.title(),
+                        if declared.is_empty() { "(none)".to_string() } else { declared.join(", ") }
+                    ),
+                ));
             }
         }
     }
@@ -952,6 +974,25 @@ plugins:
         assert_eq!(problems[1].line, Some(23));
         assert_eq!(problems[1].key, "plugins[1].functions[1].displayName");
         assert!(problems[1].message.contains("already taken"));
+    }
+
+    #[test]
+    fn redact_names_only_declared_arguments() {
+        let listed = format!("{WASIMANCER}        redact: [numDice]\n");
+        assert!(parse(&listed).is_ok());
+        let misspelt = format!("{WASIMANCER}        redact: [numDices]\n");
+        let problem = &problems(&misspelt)[0];
+        assert_eq!(problem.key, "plugins[0].functions[0].redact");
+        assert_eq!(problem.line, Some(18));
+        let message = &problem.message;
+        assert!(
+            message.contains("`numDices` is not an argument of `rollDice`"),
+            "{message}"
+        );
+        assert!(
+            message.contains("arguments are: numFaces, numDice"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::control::Welcome;
 use crate::events::{CallStatus, ServerEvent};
+use crate::operations::Phase;
 
 /// How many recent calls the status shows.
 const CALLS_SHOWN: usize = 10;
@@ -17,9 +18,14 @@ pub fn render(welcome: &Welcome) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "wasimancer {} (pid {}) serving http://{}/mcp, up {}:{:02}:{:02}",
+        "wasimancer {} (pid {}) {} http://{}/mcp, up {}:{:02}:{:02}",
         server.version,
         server.pid,
+        match welcome.counters.phase {
+            Phase::Serving => "serving",
+            Phase::Loading => "loading its plugins at",
+            Phase::Draining => "DRAINING (shutting down) at",
+        },
         server.address,
         uptime / 3600,
         (uptime / 60) % 60,
@@ -44,8 +50,12 @@ pub fn render(welcome: &Welcome) -> String {
     let counters = &welcome.counters;
     let _ = writeln!(
         out,
-        "calls {} · errors {} · in flight {}\n",
-        counters.calls, counters.errors, counters.in_flight
+        "calls {} · errors {} · in flight {} · sessions {} · rate-limited {}\n",
+        counters.calls,
+        counters.errors,
+        counters.in_flight,
+        counters.sessions,
+        counters.rate_limited
     );
     let rows: Vec<[String; 4]> = welcome
         .plugins

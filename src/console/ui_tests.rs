@@ -15,8 +15,9 @@ use super::event::ConsoleEvent;
 use super::testing::{self, counters, ctrl, key, keys, type_text};
 use super::theme::Theme;
 use super::ui;
-use crate::control::{Reply, Update};
+use crate::control::{Counters, Reply, Update};
 use crate::events::Change;
+use crate::operations::Phase;
 use crate::registry::{CallReply, ChangeReport, DefinitionChange, PluginChange, ToolOutput};
 use crate::runtime::{CallFailure, FailureKind};
 
@@ -395,6 +396,26 @@ fn attached_console() {
             );
         });
     }
+}
+
+/// A server draining before it stops, with sessions open and requests
+/// refused by its rate limit: the header shows all three.
+#[test]
+fn draining_with_sessions_and_rate_limited_requests() {
+    check("draining", |app| {
+        app.update(testing::updates(
+            3725,
+            vec![Update::Counters(Counters {
+                calls: 1520,
+                errors: 3,
+                in_flight: 2,
+                sessions: 14,
+                rate_limited: 327,
+                phase: Phase::Draining,
+                ..Counters::default()
+            })],
+        ));
+    });
 }
 
 #[test]

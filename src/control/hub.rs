@@ -10,7 +10,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use tokio::time::{Interval, MissedTickBehavior};
@@ -24,6 +23,7 @@ use super::protocol::{
 use crate::events::CallSource;
 use crate::http::Token;
 use crate::logging::LogBuffer;
+use crate::operations::Operations;
 use crate::registry::{PluginEntry, PromptSet, Registry, ResourceSet, Snapshot};
 
 /// How often a feed looks at the server: a console draws at most this often.
@@ -51,16 +51,23 @@ pub struct Hub {
 
 struct Inner {
     registry: Registry,
+    operations: Operations,
     log: LogBuffer,
     settings: HubSettings,
     started: Instant,
 }
 
 impl Hub {
-    pub fn new(registry: Registry, log: LogBuffer, settings: HubSettings) -> Self {
+    pub fn new(
+        registry: Registry,
+        operations: Operations,
+        log: LogBuffer,
+        settings: HubSettings,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 registry,
+                operations,
                 log,
                 settings,
                 started: Instant::now(),
@@ -70,6 +77,11 @@ impl Hub {
 
     pub fn registry(&self) -> &Registry {
         &self.inner.registry
+    }
+
+    /// The server's phase, sessions and refusals.
+    pub fn operations(&self) -> &Operations {
+        &self.inner.operations
     }
 
     /// Who the server is, as of now.
@@ -94,7 +106,7 @@ impl Hub {
         let (calls, events_seen) = registry.bus().last_calls(WELCOME_CALLS);
         let (log, log_seen) = self.inner.log.since(0);
         let snapshot = registry.snapshot();
-        let counters = counters(registry, &snapshot);
+        let counters = self.counters(&snapshot);
         // Watch first, then read: a change in between is sent again, not lost.
         let mut resources = registry.watch_resources();
         let mut prompts = registry.watch_prompts();
@@ -241,7 +253,7 @@ impl Feed {
         if !lines.is_empty() {
             updates.push(Update::Log { lines });
         }
-        let counters = counters(registry, &snapshot);
+        let counters = self.hub.counters(&snapshot);
         if counters != self.counters {
             self.counters = counters.clone();
             updates.push(Update::Counters(counters));
@@ -250,21 +262,27 @@ impl Feed {
     }
 }
 
-fn counters(registry: &Registry, snapshot: &Snapshot) -> Counters {
-    let metrics = registry.metrics();
-    Counters {
-        calls: metrics.calls.load(Ordering::Relaxed),
-        errors: metrics.errors.load(Ordering::Relaxed),
-        in_flight: metrics.in_flight.load(Ordering::Relaxed),
-        busy: snapshot
-            .plugins
-            .iter()
-            .filter_map(|entry| {
-                let busy = entry.serving.as_ref()?.busy_instances();
-                (busy > 0).then(|| (entry.spec.name.clone(), busy))
-            })
-            .collect(),
-        progress: registry.running_calls(),
+impl Hub {
+    fn counters(&self, snapshot: &Snapshot) -> Counters {
+        let metrics = self.inner.registry.metrics();
+        let operations = &self.inner.operations;
+        Counters {
+            calls: metrics.calls(),
+            errors: metrics.errors(),
+            in_flight: metrics.in_flight(),
+            busy: snapshot
+                .plugins
+                .iter()
+                .filter_map(|entry| {
+                    let busy = entry.serving.as_ref()?.busy_instances();
+                    (busy > 0).then(|| (entry.spec.name.clone(), busy))
+                })
+                .collect(),
+            sessions: operations.sessions(),
+            rate_limited: operations.rate_limited(),
+            phase: operations.phase(),
+            progress: self.inner.registry.running_calls(),
+        }
     }
 }
 

@@ -24,6 +24,7 @@ use tokio_util::codec::{Decoder, Encoder};
 
 use crate::catalog::{ArgumentSpec, ParameterSpec, parameter_values};
 use crate::events::SharedEvent;
+use crate::operations::Phase;
 use crate::registry::{
     Arguments, CallDetail, CallReply, ChangeReport, PluginState, RenderedPrompt, ResourceRead,
     RunningCall,
@@ -119,6 +120,15 @@ pub struct Counters {
     /// Calls running now that reported progress, with the last report.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub progress: Vec<RunningCall>,
+    /// MCP sessions open.
+    #[serde(default)]
+    pub sessions: u64,
+    /// Requests the rate limit refused (429) since the start.
+    #[serde(default)]
+    pub rate_limited: u64,
+    /// What the server is doing; a server that does not say is serving.
+    #[serde(default)]
+    pub phase: Phase,
 }
 
 /// One news item of an update.
@@ -589,6 +599,9 @@ mod tests {
                     message: Some("halfway".into()),
                 },
             }],
+            sessions: 3,
+            rate_limited: 4,
+            phase: Phase::Draining,
         };
         let failure = CallFailure::new(FailureKind::Timeout, "too slow");
         let mut frames = vec![

@@ -203,6 +203,7 @@ mod tests {
                 .await;
         Hub::new(
             registry,
+            crate::operations::Operations::new(),
             log,
             HubSettings {
                 address: "127.0.0.1:3001".parse().expect("an address"),

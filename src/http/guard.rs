@@ -175,6 +175,13 @@ pub struct BearerAuth {
     pub hint: &'static str,
 }
 
+/// The token of an `Authorization: Bearer` header, if there is one.
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, rest) = value.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+}
+
 /// Refuse requests without the right `Authorization: Bearer` token. Runs
 /// before the body is read.
 pub async fn require_bearer(
@@ -185,15 +192,7 @@ pub async fn require_bearer(
     let Some(token) = &auth.token else {
         return next.run(request).await;
     };
-    let given = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| {
-            let (scheme, rest) = value.trim().split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
-        });
-    match given {
+    match bearer_token(request.headers()) {
         Some(given) if token.matches(given.as_bytes()) => next.run(request).await,
         Some(_) => unauthorized(&auth, true),
         None => unauthorized(&auth, false),

@@ -12,40 +12,57 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::{Method, StatusCode};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use super::HttpOptions;
+use super::sessions::{CountedSessions, Sessions};
+use super::{HttpOptions, hold_until_sent};
 use crate::mcp::McpHandler;
+use crate::operations::Operations;
 use crate::registry::Registry;
+
+/// The JSON-RPC error code of a request the server refuses for now (too many
+/// sessions, draining, over the rate): a server error, worth a retry later.
+const UNAVAILABLE: i64 = -32000;
 
 #[derive(Clone)]
 pub struct McpEndpoint {
-    sessions: Option<StreamableHttpService<McpHandler, LocalSessionManager>>,
+    sessions: Option<(
+        StreamableHttpService<McpHandler, CountedSessions>,
+        Arc<Sessions>,
+    )>,
     stateless: StreamableHttpService<McpHandler, NeverSessionManager>,
     max_request_bytes: usize,
+    operations: Operations,
 }
 
 impl McpEndpoint {
-    pub fn new(registry: Registry, options: &HttpOptions, shutdown: CancellationToken) -> Self {
+    pub fn new(
+        registry: Registry,
+        options: &HttpOptions,
+        operations: Operations,
+        shutdown: CancellationToken,
+    ) -> Self {
         // Host and Origin are checked by our own guard, for every route alike.
         let config = StreamableHttpServerConfig::default()
             .disable_allowed_hosts()
             .disable_allowed_origins()
             .with_max_request_body_bytes(options.max_request_bytes)
             .with_sse_keep_alive(Some(Duration::from_secs(15)))
-            .with_cancellation_token(shutdown);
+            .with_cancellation_token(shutdown.clone());
         let factory = move || Ok(McpHandler::new(registry.clone()));
         let sessions = (!options.stateless).then(|| {
-            StreamableHttpService::new(
+            let sessions = Sessions::new(options.sessions, operations.clone(), shutdown);
+            let service = StreamableHttpService::new(
                 factory.clone(),
-                Arc::new(LocalSessionManager::default()),
+                Arc::new(CountedSessions(Arc::clone(&sessions))),
                 config.clone(),
-            )
+            );
+            (service, sessions)
         });
         let stateless = StreamableHttpService::new(
             factory,
@@ -56,12 +73,29 @@ impl McpEndpoint {
             sessions,
             stateless,
             max_request_bytes: options.max_request_bytes,
+            operations,
         }
+    }
+
+    /// The sessions, when the server keeps any.
+    pub fn sessions(&self) -> Option<&Arc<Sessions>> {
+        self.sessions.as_ref().map(|(_, sessions)| sessions)
     }
 }
 
 pub async fn handle(State(endpoint): State<McpEndpoint>, request: Request) -> Response {
-    let Some(sessions) = &endpoint.sessions else {
+    let draining = endpoint.operations.is_draining();
+    if draining && request.method() == Method::GET {
+        endpoint.operations.was_refused_draining();
+        return unavailable(None, &draining_message(), None);
+    }
+    let Some((sessions, counted)) = &endpoint.sessions else {
+        if request.method() == Method::POST {
+            return answer_post(&endpoint, request, |request| {
+                endpoint.stateless.handle(request)
+            })
+            .await;
+        }
         return into_axum(endpoint.stateless.handle(request).await);
     };
     if request.method() == Method::DELETE {
@@ -73,46 +107,151 @@ pub async fn handle(State(endpoint): State<McpEndpoint>, request: Request) -> Re
         }
         return response;
     }
-    let sessionless_post =
-        request.method() == Method::POST && !request.headers().contains_key("mcp-session-id");
-    if !sessionless_post {
+    if request.method() != Method::POST {
         return into_axum(sessions.handle(request).await);
+    }
+    if request.headers().contains_key("mcp-session-id") {
+        return answer_post(&endpoint, request, |request| sessions.handle(request)).await;
     }
     // Peek at the body to tell `initialize` (which opens a session) from a
     // one-off request.
-    let (parts, body) = request.into_parts();
-    let bytes = match axum::body::to_bytes(body, endpoint.max_request_bytes).await {
-        Ok(bytes) => bytes,
-        Err(_) => {
-            return (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!(
-                    "Payload Too Large: requests to /mcp are limited to {} bytes (--max-request-bytes)",
-                    endpoint.max_request_bytes
-                ),
-            )
-                .into_response();
-        }
+    let (request, peek) = match peek(request, endpoint.max_request_bytes).await {
+        Ok(peeked) => peeked,
+        Err(response) => return response,
     };
-    let opens_session = opens_session(&bytes);
-    let request = Request::from_parts(parts, Body::from(bytes));
-    if opens_session {
-        into_axum(sessions.handle(request).await)
-    } else {
-        into_axum(endpoint.stateless.handle(request).await)
+    if !peek.opens_session() {
+        return answer_post(&endpoint, request, |request| {
+            endpoint.stateless.handle(request)
+        })
+        .await;
     }
+    if draining {
+        endpoint.operations.was_refused_draining();
+        return unavailable(peek.id, &draining_message(), None);
+    }
+    let Some(admission) = counted.admit() else {
+        let limit = counted.limits().max_sessions;
+        let message = format!(
+            "Service Unavailable: this server has {limit} MCP sessions open, its limit (--max-sessions); \
+             retry later, or close sessions you no longer use"
+        );
+        return unavailable(peek.id, &message, Some(1));
+    };
+    let guard = endpoint.operations.request();
+    let response = into_axum(sessions.handle(request).await);
+    // The session exists (or failed to open) once rmcp has answered.
+    drop(admission);
+    hold_until_sent(response, guard)
 }
 
-/// Whether a session-less POST body starts a session: an `initialize`
-/// request, or anything we cannot read (rmcp then answers with the error).
-fn opens_session(body: &Bytes) -> bool {
-    #[derive(serde::Deserialize)]
-    struct Peek {
-        method: Option<String>,
+/// Answer a POST with `serve`, counted as in flight until its answer is
+/// sent; while draining, a request (not a notification or a response) is
+/// refused instead.
+async fn answer_post<F, Fut, B>(endpoint: &McpEndpoint, request: Request, serve: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = axum::http::Response<B>>,
+    B: axum::body::HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    let request = if endpoint.operations.is_draining() {
+        let (request, peek) = match peek(request, endpoint.max_request_bytes).await {
+            Ok(peeked) => peeked,
+            Err(response) => return response,
+        };
+        if peek.is_request() {
+            endpoint.operations.was_refused_draining();
+            return unavailable(peek.id, &draining_message(), None);
+        }
+        request
+    } else {
+        request
+    };
+    let guard = endpoint.operations.request();
+    hold_until_sent(into_axum(serve(request).await), guard)
+}
+
+fn draining_message() -> String {
+    "Service Unavailable: this server is shutting down (draining); \
+     send the request to another instance or retry after it restarts"
+        .to_string()
+}
+
+/// 503 with a JSON-RPC error answering `id`, and `Retry-After` when known.
+fn unavailable(id: Option<Value>, message: &str, retry_after: Option<u64>) -> Response {
+    let mut response =
+        (StatusCode::SERVICE_UNAVAILABLE, json_rpc_error(id, message)).into_response();
+    if let Some(seconds) = retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
-    match serde_json::from_slice::<Peek>(body) {
-        Ok(peek) => peek.method.as_deref() == Some("initialize"),
-        Err(_) => true,
+    response
+}
+
+/// A JSON-RPC error answering `id` (null when unknown).
+pub(super) fn json_rpc_error(id: Option<Value>, message: &str) -> axum::Json<Value> {
+    axum::Json(json!({
+        "jsonrpc": "2.0",
+        "id": id.unwrap_or(Value::Null),
+        "error": { "code": UNAVAILABLE, "message": message },
+    }))
+}
+
+/// Read the whole body of `request` to look at it, and put it back.
+async fn peek(request: Request, limit: usize) -> Result<(Request, Peek), Response> {
+    let (parts, body) = request.into_parts();
+    let bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            return Err((
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "Payload Too Large: requests to /mcp are limited to {limit} bytes (--max-request-bytes)"
+                ),
+            )
+                .into_response());
+        }
+    };
+    let peek = Peek::of(&bytes);
+    Ok((Request::from_parts(parts, Body::from(bytes)), peek))
+}
+
+/// What a POST body says of itself, as far as routing and refusing go.
+#[derive(Debug, Default)]
+struct Peek {
+    /// Whether the body is a JSON object at all.
+    readable: bool,
+    method: Option<String>,
+    id: Option<Value>,
+}
+
+impl Peek {
+    fn of(body: &Bytes) -> Self {
+        #[derive(serde::Deserialize)]
+        struct Fields {
+            method: Option<String>,
+            id: Option<Value>,
+        }
+        match serde_json::from_slice::<Fields>(body) {
+            Ok(fields) => Peek {
+                readable: true,
+                method: fields.method,
+                id: fields.id,
+            },
+            Err(_) => Peek::default(),
+        }
+    }
+
+    /// Whether a session-less POST starts a session: an `initialize`
+    /// request, or anything we cannot read (rmcp then answers with the error).
+    fn opens_session(&self) -> bool {
+        !self.readable || self.method.as_deref() == Some("initialize")
+    }
+
+    /// A request, which expects an answer (not a notification or a response).
+    fn is_request(&self) -> bool {
+        self.method.is_some() && self.id.is_some()
     }
 }
 
@@ -128,15 +267,29 @@ where
 mod tests {
     use super::*;
 
+    fn peek(text: &'static str) -> Peek {
+        Peek::of(&Bytes::from_static(text.as_bytes()))
+    }
+
     #[test]
     fn only_initialize_opens_a_session() {
-        let body = |text: &'static str| Bytes::from_static(text.as_bytes());
-        assert!(opens_session(&body(
-            r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}"#
-        )));
-        assert!(!opens_session(&body(
-            r#"{"jsonrpc":"2.0","id":"1","method":"tools/list","params":{}}"#
-        )));
-        assert!(opens_session(&body("not json")));
+        assert!(
+            peek(r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}"#).opens_session()
+        );
+        assert!(
+            !peek(r#"{"jsonrpc":"2.0","id":"1","method":"tools/list","params":{}}"#)
+                .opens_session()
+        );
+        assert!(peek("not json").opens_session());
+    }
+
+    #[test]
+    fn requests_are_told_from_notifications_and_responses() {
+        let call = peek(r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{}}"#);
+        assert!(call.is_request());
+        assert_eq!(call.id, Some(json!(7)));
+        assert!(!peek(r#"{"jsonrpc":"2.0","method":"notifications/cancelled"}"#).is_request());
+        assert!(!peek(r#"{"jsonrpc":"2.0","id":1,"result":{}}"#).is_request());
+        assert!(!peek("[1, 2]").is_request());
     }
 }

@@ -1,26 +1,38 @@
-//! The HTTP server: `/mcp` (Streamable HTTP, via rmcp), `/health`, and the
-//! admin API, each behind the checks it needs.
+//! The HTTP server: `/mcp` (Streamable HTTP, via rmcp), `/health`,
+//! `/ready`, `/metrics` and the admin API, each behind the checks it needs.
 
 pub mod admin;
 mod admin_definitions;
 mod attach;
 pub mod guard;
 mod mcp_endpoint;
+pub mod rate_limit;
+pub mod sessions;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use guard::{AllowList, BearerAuth, Token};
 pub use mcp_endpoint::McpEndpoint;
+pub use rate_limit::{PerSecond, RateKey, RateLimit};
+pub use sessions::{SessionLimits, Sessions};
 
 use crate::control::Hub;
+use crate::metrics::{Exposition, HttpMetrics};
+use crate::operations::Operations;
 use crate::registry::Registry;
+use crate::telemetry::{HttpSpan, Tracing};
 
 /// How the HTTP side is set up.
 #[derive(Debug, Clone)]
@@ -32,7 +44,47 @@ pub struct HttpOptions {
     pub max_request_bytes: usize,
     /// Serve every request without sessions (for load-balanced deployments).
     pub stateless: bool,
+    /// How many sessions may be open, and how long an idle one lives:
+    /// clients that go away without closing theirs must not hold memory
+    /// forever.
+    pub sessions: SessionLimits,
+    /// Requests per second per client on `/mcp`; `None`: no limit.
+    pub rate_limit: Option<RateLimit>,
+    /// Who may read `/metrics`.
+    pub metrics: MetricsAccess,
     pub admin: AdminOptions,
+}
+
+/// Who may read `/metrics`.
+#[derive(Debug, Clone, Default)]
+pub enum MetricsAccess {
+    /// Whoever has the admin token (anyone when the admin API is open); on
+    /// a listener of its own, anyone.
+    #[default]
+    AdminToken,
+    /// Whoever has this token (`--metrics-token`).
+    Token(Token),
+    /// Anyone (`--metrics-token NO_AUTHENTICATION`).
+    Open,
+}
+
+impl MetricsAccess {
+    /// The token `/metrics` asks for beside `/mcp`.
+    fn token_on_main(&self, admin: &Option<Token>) -> Option<Token> {
+        match self {
+            MetricsAccess::AdminToken => admin.clone(),
+            MetricsAccess::Token(token) => Some(token.clone()),
+            MetricsAccess::Open => None,
+        }
+    }
+
+    /// The token `/metrics` asks for on a listener of its own.
+    pub fn token_alone(&self) -> Option<Token> {
+        match self {
+            MetricsAccess::Token(token) => Some(token.clone()),
+            MetricsAccess::AdminToken | MetricsAccess::Open => None,
+        }
+    }
 }
 
 /// The admin API's settings.
@@ -63,43 +115,212 @@ impl Default for HttpOptions {
             allow: AllowList::default(),
             max_request_bytes: 4 * 1024 * 1024,
             stateless: false,
+            sessions: SessionLimits::default(),
+            rate_limit: None,
+            metrics: MetricsAccess::AdminToken,
             admin: AdminOptions::default(),
         }
     }
 }
 
-/// All routes, with their guards.
+/// What the routes count and show about the server.
+#[derive(Clone)]
+pub struct Observed {
+    pub operations: Operations,
+    pub http: HttpMetrics,
+    pub exposition: Exposition,
+    /// Whether `/metrics` is served beside `/mcp` (not when it has a
+    /// listener of its own).
+    pub metrics_on_main: bool,
+    /// Where spans go (off by default).
+    pub tracing: Tracing,
+}
+
+/// All routes, with their guards, and the MCP endpoint (whose sessions a
+/// drain closes).
 pub fn router(
     hub: &Hub,
     options: &HttpOptions,
+    observed: &Observed,
     shutdown: CancellationToken,
-) -> Result<Router, admin::AdminSetupError> {
+) -> Result<(Router, McpEndpoint), admin::AdminSetupError> {
     let registry = hub.registry().clone();
+    let operations = &observed.operations;
     let mcp_auth = Arc::new(BearerAuth {
         token: options.mcp_token.clone(),
         realm: "wasimancer",
         hint: "The token is WASIMANCER_AUTHENTICATION_TOKEN (or --auth-token), printed once at start when generated.",
     });
-    let endpoint = McpEndpoint::new(registry.clone(), options, shutdown.clone());
-    let mcp = Router::new()
-        .route(
-            "/mcp",
-            axum::routing::any(mcp_endpoint::handle).with_state(endpoint),
-        )
-        .layer(axum::middleware::from_fn_with_state(
-            mcp_auth,
-            guard::require_bearer,
+    let endpoint = McpEndpoint::new(
+        registry.clone(),
+        options,
+        operations.clone(),
+        shutdown.clone(),
+    );
+    let mut mcp = Router::new().route(
+        "/mcp",
+        axum::routing::any(mcp_endpoint::handle).with_state(endpoint.clone()),
+    );
+    if observed.tracing.is_on() {
+        mcp = mcp.layer(axum::middleware::from_fn_with_state(
+            observed.tracing.clone(),
+            trace_requests,
         ));
+    }
+    let mut mcp = mcp.layer(axum::middleware::from_fn_with_state(
+        mcp_auth,
+        guard::require_bearer,
+    ));
+    if let Some(limit) = options.rate_limit {
+        // Outside the token check: a flood of bad tokens is limited too.
+        let limiter = rate_limit::RateLimiter::new(limit, operations.clone(), shutdown.clone());
+        mcp = mcp.layer(axum::middleware::from_fn_with_state(
+            limiter,
+            rate_limit::limit_rate,
+        ));
+    }
     let consoles = attach::routes(hub.clone(), shutdown);
     let admin = admin::routes(registry.clone(), &options.admin, consoles)?;
-    Ok(Router::new()
+    let mut router = Router::new()
         .route("/health", get(health).with_state(registry))
+        .route("/ready", get(ready).with_state(operations.clone()))
         .merge(mcp)
-        .merge(admin)
+        .merge(admin);
+    if observed.metrics_on_main {
+        let token = options.metrics.token_on_main(&options.admin.token);
+        router = router.merge(metrics_routes(observed.exposition.clone(), token));
+    }
+    let router = router
         .layer(axum::middleware::from_fn_with_state(
             Arc::new(options.allow.clone()),
             guard::check_host_and_origin,
-        )))
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            observed.http.clone(),
+            count_requests,
+        ));
+    Ok((router, endpoint))
+}
+
+/// `/metrics` alone, behind `token` if there is one: for the main listener,
+/// or a listener of its own (`--metrics-listen`).
+pub fn metrics_routes(exposition: Exposition, token: Option<Token>) -> Router {
+    let auth = Arc::new(BearerAuth {
+        token,
+        realm: "wasimancer-metrics",
+        hint: "The token is --metrics-token (WASIMANCER_METRICS_TOKEN), or else the admin token.",
+    });
+    Router::new()
+        .route("/metrics", get(metrics).with_state(exposition))
+        .layer(axum::middleware::from_fn_with_state(
+            auth,
+            guard::require_bearer,
+        ))
+}
+
+/// The metrics, in the Prometheus text format.
+async fn metrics(State(exposition): State<Exposition>) -> Response {
+    (
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+        exposition.render(),
+    )
+        .into_response()
+}
+
+/// Do `work` on `target` every `period`, until `shutdown` or until `target`
+/// is dropped: the housekeeping of the limits (forgetting quiet clients,
+/// closing idle sessions).
+fn every<T, F, Fut>(period: Duration, target: &Arc<T>, shutdown: CancellationToken, work: F)
+where
+    T: Send + Sync + 'static,
+    F: Fn(Arc<T>) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    let target = Arc::downgrade(target);
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(period) => {}
+            }
+            let Some(target) = target.upgrade() else {
+                return;
+            };
+            work(target).await;
+        }
+    });
+}
+
+/// `response`, holding `held` until its body has been sent (or dropped,
+/// when the client goes away): an answer streamed over SSE lasts until its
+/// last event.
+fn hold_until_sent<T: Send + Sync + 'static>(response: Response, held: T) -> Response {
+    use futures_util::StreamExt;
+    let (parts, body) = response.into_parts();
+    let body = body.into_data_stream().map(move |chunk| {
+        let _held = &held;
+        chunk
+    });
+    Response::from_parts(parts, axum::body::Body::from_stream(body))
+}
+
+/// A span for every MCP request (tracing on only), ended when its answer
+/// has been sent.
+async fn trace_requests(
+    State(tracing): State<Tracing>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let method = request.method().as_str().to_owned();
+    let Some(span) = tracing.http_request(&method, "/mcp", request.headers()) else {
+        return next.run(request).await;
+    };
+    request.extensions_mut().insert(HttpSpan(span.clone()));
+    let response = next.run(request).await;
+    let ends = SpanEnd {
+        span,
+        status: response.status().as_u16(),
+    };
+    hold_until_sent(response, ends)
+}
+
+/// Ends an HTTP request's span when dropped.
+struct SpanEnd {
+    span: opentelemetry::Context,
+    status: u16,
+}
+
+impl Drop for SpanEnd {
+    fn drop(&mut self) {
+        crate::telemetry::finish_http(&self.span, self.status);
+    }
+}
+
+/// Count every answer by route pattern and status.
+async fn count_requests(State(http): State<HttpMetrics>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|path| path.as_str().to_owned());
+    let response = next.run(request).await;
+    http.answered(route.as_deref(), response.status().as_u16());
+    response
+}
+
+/// For load balancers: 200 while the server takes traffic, 503 with the
+/// reason while it loads its plugins or drains.
+async fn ready(State(operations): State<Operations>) -> Response {
+    match operations.not_ready() {
+        None => axum::Json(serde_json::json!({ "status": "ready" })).into_response(),
+        Some(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({
+                "status": operations.phase().as_str(),
+                "reason": reason,
+            })),
+        )
+            .into_response(),
+    }
 }
 
 /// For probes: 200 with a one-line summary while the server runs.

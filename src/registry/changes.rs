@@ -124,7 +124,7 @@ type LoadResult = Result<Arc<LoadedPlugin>, String>;
 
 impl Registry {
     /// Load every plugin of the current catalog (at startup).
-    pub(super) async fn load_all(&self, origin: &str) -> ChangeReport {
+    pub async fn load_all(&self, origin: &str) -> ChangeReport {
         let _guard = self.inner.change_lock.lock().await;
         let current = self.snapshot();
         let specs: Vec<PluginSpec> = current.plugins.iter().map(|p| p.spec.clone()).collect();
@@ -308,11 +308,12 @@ impl Registry {
             }));
         }
         let mut results = Vec::with_capacity(tasks.len());
-        for task in tasks {
-            results.push(
-                task.await
-                    .unwrap_or_else(|_| Err("the loader thread panicked".into())),
-            );
+        for (spec, task) in specs.iter().zip(tasks) {
+            let result = task
+                .await
+                .unwrap_or_else(|_| Err("the loader thread panicked".into()));
+            self.metrics().plugin_loaded(&spec.name, result.is_ok());
+            results.push(result);
         }
         results
     }

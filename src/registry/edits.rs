@@ -197,16 +197,18 @@ impl Registry {
         };
         // Compile and check before anything is written.
         let loaded = {
+            let spec_name = spec.name.clone();
             let spec = spec.clone();
             let target = target.clone();
             let settings = self.inner.options.runtime.clone();
             let bytes = bytes.clone();
-            tokio::task::spawn_blocking(move || {
+            let loaded = tokio::task::spawn_blocking(move || {
                 LoadedPlugin::from_bytes(&spec, target, &bytes, &settings)
             })
             .await
-            .map_err(|_| ChangeError::Module("the loader thread panicked".into()))?
-            .map_err(|error| ChangeError::Module(error.to_string()))?
+            .map_err(|_| ChangeError::Module("the loader thread panicked".into()))?;
+            self.metrics().plugin_loaded(&spec_name, loaded.is_ok());
+            loaded.map_err(|error| ChangeError::Module(error.to_string()))?
         };
         let previous_bytes = std::fs::read(&target).ok();
         let previous_path = current

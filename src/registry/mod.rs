@@ -26,7 +26,6 @@ use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
@@ -45,7 +44,10 @@ pub use tool::{Arguments, Tool, plugin_input, signature, signature_of, skeleton,
 
 use crate::catalog::{CatalogError, CatalogFile, PluginSpec};
 use crate::events::{CallEvent, CallKind, CallSource, CallStatus, EventBus, ServerEvent, preview};
+use crate::metrics::{CallMetrics, FinishedCall};
+use crate::redaction::redact;
 use crate::runtime::{CallControl, CallFailure, FailureKind, LoadedPlugin, RuntimeSettings};
+use crate::telemetry::{self, Tracing};
 
 /// How many finished calls keep their full arguments and output for the console.
 const CALL_DETAILS_KEPT: usize = 1000;
@@ -168,14 +170,6 @@ impl Snapshot {
     }
 }
 
-/// Counters for the console header and for metrics.
-#[derive(Default)]
-pub struct Metrics {
-    pub calls: AtomicU64,
-    pub errors: AtomicU64,
-    pub in_flight: AtomicU64,
-}
-
 /// The full arguments and output of a recent call, for the console's detail view.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CallDetail {
@@ -210,7 +204,7 @@ struct Inner {
     live: ArcSwap<Snapshot>,
     options: RegistryOptions,
     bus: EventBus,
-    metrics: Metrics,
+    metrics: CallMetrics,
     /// Bumped when the tool list changes; MCP sessions watch it.
     tools_changed: watch::Sender<u64>,
     /// One change to plugins at a time.
@@ -222,6 +216,8 @@ struct Inner {
     prompts: definitions::Store<PromptSet>,
     /// Calls in flight that reported progress.
     running: running::RunningCalls,
+    /// Where spans go; off unless the server turns it on.
+    tracing: std::sync::OnceLock<Tracing>,
 }
 
 /// What a finished call reports, whatever it was (a tool call, a resource
@@ -268,12 +264,33 @@ impl Registry {
     /// load is reported and skipped; a plugins.yml that cannot be read or is
     /// invalid is an error.
     pub async fn start(options: RegistryOptions, bus: EventBus) -> Result<Self, CatalogError> {
+        let registry = Self::open(options, bus)?;
+        registry.load_all("startup").await;
+        Ok(registry)
+    }
+
+    /// Read plugins.yml, loading nothing yet: every plugin is "not loaded
+    /// yet" until [`Registry::load_all`]. The server listens meanwhile.
+    pub fn open(options: RegistryOptions, bus: EventBus) -> Result<Self, CatalogError> {
         let catalog = CatalogFile::read(&options.catalog_path)?;
-        Ok(Self::with_catalog(options, bus, catalog, |spec| Some(spec.clone())).await)
+        Ok(Self::unloaded(options, bus, catalog, |spec| {
+            Some(spec.clone())
+        }))
     }
 
     /// Load the plugins of `catalog` that `select` keeps (possibly adjusted).
     pub async fn with_catalog(
+        options: RegistryOptions,
+        bus: EventBus,
+        catalog: CatalogFile,
+        select: impl Fn(&PluginSpec) -> Option<PluginSpec>,
+    ) -> Self {
+        let registry = Self::unloaded(options, bus, catalog, select);
+        registry.load_all("startup").await;
+        registry
+    }
+
+    fn unloaded(
         options: RegistryOptions,
         bus: EventBus,
         catalog: CatalogFile,
@@ -298,22 +315,21 @@ impl Registry {
         let details = options
             .keep_call_details
             .then(|| Mutex::new(VecDeque::with_capacity(CALL_DETAILS_KEPT)));
-        let registry = Self {
+        Self {
             inner: Arc::new(Inner {
                 live: ArcSwap::from_pointee(snapshot),
                 options,
                 bus,
-                metrics: Metrics::default(),
+                metrics: CallMetrics::default(),
                 tools_changed: watch::channel(0).0,
                 change_lock: tokio::sync::Mutex::new(()),
                 details,
                 resources: definitions::Store::new(),
                 prompts: definitions::Store::new(),
                 running: Default::default(),
+                tracing: std::sync::OnceLock::new(),
             }),
-        };
-        registry.load_all("startup").await;
-        registry
+        }
     }
 
     /// The current snapshot.
@@ -321,7 +337,18 @@ impl Registry {
         self.inner.live.load_full()
     }
 
-    pub fn metrics(&self) -> &Metrics {
+    /// Make spans for plugin calls with `tracing` (once, at the start).
+    pub fn trace_with(&self, tracing: Tracing) {
+        let _ = self.inner.tracing.set(tracing);
+    }
+
+    /// Where spans go (off unless [`Registry::trace_with`] said otherwise).
+    pub fn tracing(&self) -> &Tracing {
+        self.inner.tracing.get().unwrap_or(&telemetry::OFF)
+    }
+
+    /// The counts of calls and plugin loads.
+    pub fn metrics(&self) -> &CallMetrics {
         &self.inner.metrics
     }
 
@@ -369,7 +396,7 @@ impl Registry {
         arguments: Option<Map<String, Value>>,
         control: CallControl,
     ) -> Result<CallReply, CallFailure> {
-        let arguments = arguments.unwrap_or_default();
+        let mut arguments = arguments.unwrap_or_default();
         let mut control = control;
         let caller = source.clone();
         let work = async move {
@@ -387,7 +414,7 @@ impl Registry {
                 output: Err(self.unknown_tool(tool)),
                 overlapping: 0,
             };
-            if let Some(found) = found {
+            if let Some(found) = &found {
                 match found.input(&arguments) {
                     Err(message) => {
                         finished.output =
@@ -401,10 +428,21 @@ impl Registry {
                             control.progress.take(),
                         );
                         control.progress = Some(reporter);
+                        let span = self
+                            .tracing()
+                            .plugin_call(&found.plugin_name, &found.function);
                         let result = found
                             .plugin
                             .call(Arc::clone(&found.function), input.into_bytes(), control)
                             .await;
+                        if let Some(span) = &span {
+                            let failure = result.output.as_ref().err();
+                            telemetry::finish(
+                                span,
+                                failure.map(|f| (f.kind.code(), f.message.as_str())),
+                            );
+                        }
+                        self.inner.metrics.instance_waited(result.waited);
                         let declared = &found.declared;
                         finished.output = result.output.and_then(|raw| {
                             ToolOutput::from_plugin(
@@ -418,6 +456,11 @@ impl Registry {
                     }
                 }
             }
+            // The plugin had the values; the record never shows secrets.
+            let listed = found
+                .as_ref()
+                .map_or(&[][..], |tool| &tool.declared.redact[..]);
+            redact(&mut arguments, listed);
             finished.arguments = Value::Object(arguments).to_string();
             finished
         };
@@ -435,18 +478,27 @@ impl Registry {
         let started = SystemTime::now();
         let clock = Instant::now();
         let metrics = &self.inner.metrics;
-        metrics.calls.fetch_add(1, Ordering::Relaxed);
-        metrics.in_flight.fetch_add(1, Ordering::Relaxed);
+        let in_flight = metrics.enter();
         let finished = work.await;
-        metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
+        drop(in_flight);
+        let duration = clock.elapsed();
         let reported = finished
             .output
             .as_ref()
             .ok()
             .and_then(|o| o.reported_error());
-        if finished.output.is_err() || reported.is_some() {
-            metrics.errors.fetch_add(1, Ordering::Relaxed);
-        }
+        let failure = match &finished.output {
+            Err(failure) => Some(failure.kind),
+            Ok(_) => reported.is_some().then_some(FailureKind::PluginError),
+        };
+        metrics.finished(FinishedCall {
+            kind: finished.kind,
+            source: &source,
+            // Only a tool that is loaded has a plugin.
+            tool: (!finished.plugin.is_empty()).then_some((&finished.name, &finished.plugin)),
+            failure,
+            duration,
+        });
         let id = self.inner.bus.next_call_id();
         let text = finished.output.as_ref().map(|output| output.record_text());
         let status = match (&text, reported) {
@@ -471,7 +523,7 @@ impl Registry {
             plugin: finished.plugin,
             arguments: preview(&finished.arguments),
             status,
-            duration: clock.elapsed(),
+            duration,
             overlapping: finished.overlapping,
         }));
         self.keep_detail(id, finished.arguments, text.as_deref().map_err(|f| *f));
@@ -524,10 +576,30 @@ impl Registry {
         let previous = self.inner.live.load_full();
         let snapshot = Arc::new(Snapshot::new(previous.generation + 1, catalog, plugins));
         self.inner.live.store(Arc::clone(&snapshot));
+        self.forget_removed(&previous, &snapshot);
         if changed || !snapshot.same_tools(&previous) {
             self.inner.tools_changed.send_modify(|g| *g += 1);
         }
         snapshot
+    }
+}
+
+impl Registry {
+    /// Drop the metric series of tools and plugins `current` no longer
+    /// serves, so that labels stay bounded by what is loaded.
+    fn forget_removed(&self, previous: &Snapshot, current: &Snapshot) {
+        let metrics = &self.inner.metrics;
+        for tool in &previous.tools {
+            let still = current.by_name.get(&tool.name);
+            if still.is_none_or(|t| t.plugin_name != tool.plugin_name) {
+                metrics.forget_tool(&tool.name, &tool.plugin_name, still.is_none());
+            }
+        }
+        for plugin in &previous.plugins {
+            if current.plugin(&plugin.spec.name).is_none() {
+                metrics.forget_plugin(&plugin.spec.name);
+            }
+        }
     }
 }
 

@@ -156,7 +156,9 @@ impl Registry {
         let arguments = arguments.unwrap_or_default();
         let work = async {
             let name: Arc<str> = name.into();
-            let arguments_json = Value::Object(arguments.clone()).to_string();
+            let mut recorded = arguments.clone();
+            crate::redaction::redact(&mut recorded, &[]);
+            let arguments_json = Value::Object(recorded).to_string();
             let output = match prompt {
                 None => Err(unknown_prompt(&set, &name)),
                 Some(prompt) => render(&prompt.spec, &arguments),

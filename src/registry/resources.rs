@@ -370,6 +370,7 @@ impl Registry {
         let result = loaded
             .call(function.into(), input.into_bytes(), CallControl::default())
             .await;
+        self.metrics().instance_waited(result.waited);
         let output = result.output.and_then(|text| {
             let json = spec
                 .mime_type

@@ -94,6 +94,42 @@ pub enum FailureKind {
 }
 
 impl FailureKind {
+    /// Every kind, for whoever must name them all (metric labels).
+    pub const ALL: [FailureKind; 13] = [
+        FailureKind::UnknownTool,
+        FailureKind::UnknownResource,
+        FailureKind::UnknownPrompt,
+        FailureKind::InvalidArguments,
+        FailureKind::Busy,
+        FailureKind::Timeout,
+        FailureKind::OutOfMemory,
+        FailureKind::Trap,
+        FailureKind::PluginError,
+        FailureKind::OutputTooLarge,
+        FailureKind::InvalidOutput,
+        FailureKind::Cancelled,
+        FailureKind::Runtime,
+    ];
+
+    /// The kind as one word, as in JSON: `unknown_tool`, `timeout`…
+    pub fn code(self) -> &'static str {
+        match self {
+            FailureKind::UnknownTool => "unknown_tool",
+            FailureKind::UnknownResource => "unknown_resource",
+            FailureKind::UnknownPrompt => "unknown_prompt",
+            FailureKind::InvalidArguments => "invalid_arguments",
+            FailureKind::Busy => "busy",
+            FailureKind::Timeout => "timeout",
+            FailureKind::OutOfMemory => "out_of_memory",
+            FailureKind::Trap => "trap",
+            FailureKind::PluginError => "plugin_error",
+            FailureKind::OutputTooLarge => "output_too_large",
+            FailureKind::InvalidOutput => "invalid_output",
+            FailureKind::Cancelled => "cancelled",
+            FailureKind::Runtime => "runtime",
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             FailureKind::UnknownTool => "unknown tool",
@@ -132,6 +168,21 @@ impl CallFailure {
         Self {
             kind,
             message: message.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_the_json_names() {
+        for kind in FailureKind::ALL {
+            assert_eq!(
+                serde_json::to_value(kind).unwrap(),
+                serde_json::Value::String(kind.code().into())
+            );
         }
     }
 }

@@ -26,10 +26,12 @@ pub struct LoadedPlugin {
     load_time: Duration,
 }
 
-/// The result of one call, with how many calls to this version overlapped it.
+/// The result of one call, with how many calls to this version overlapped it
+/// and how long it waited for a free instance.
 pub struct CallOutput {
     pub output: Result<String, CallFailure>,
     pub overlapping: u32,
+    pub waited: Duration,
 }
 
 impl LoadedPlugin {
@@ -102,6 +104,7 @@ impl LoadedPlugin {
                     .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
             }),
             overlapping: result.overlapping,
+            waited: result.waited,
         }
     }
 

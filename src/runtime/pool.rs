@@ -11,7 +11,7 @@
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use extism::{CompiledPlugin, Plugin};
 use tokio::sync::Semaphore;
@@ -173,11 +173,12 @@ fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or(text)
 }
 
-/// The output of a call and how many calls to the same plugin version ran at
-/// that moment (the call included).
+/// The output of a call, how many calls to the same plugin version ran at
+/// that moment (the call included) and how long it waited for an instance.
 pub(crate) struct PoolOutput {
     pub output: Result<Vec<u8>, CallFailure>,
     pub overlapping: u32,
+    pub waited: Duration,
 }
 
 pub(crate) struct InstancePool {
@@ -228,12 +229,13 @@ impl InstancePool {
     ) -> PoolOutput {
         let inner = &self.inner;
         let cancel = control.cancel.clone().unwrap_or_default();
+        let asked = Instant::now();
         let acquire =
             tokio::time::timeout(inner.queue_timeout, inner.permits.clone().acquire_owned());
         let permit = tokio::select! {
             permit = acquire => permit,
             _ = cancel.cancelled() => {
-                return PoolOutput { output: Err(cancelled(&function)), overlapping: 0 };
+                return PoolOutput { output: Err(cancelled(&function)), overlapping: 0, waited: asked.elapsed() };
             }
         };
         let permit = match permit {
@@ -250,9 +252,11 @@ impl InstancePool {
                         ),
                     )),
                     overlapping: 0,
+                    waited: asked.elapsed(),
                 };
             }
         };
+        let waited = asked.elapsed();
         let signal = Arc::new(CallSignal::default());
         let job = {
             let inner = Arc::clone(inner);
@@ -267,6 +271,7 @@ impl InstancePool {
                             "internal error: no idle instance behind a free permit",
                         )),
                         overlapping: 0,
+                        waited,
                     };
                 };
                 slot.sink.point_to(control.progress);
@@ -292,6 +297,7 @@ impl InstancePool {
                 PoolOutput {
                     output,
                     overlapping,
+                    waited,
                 }
             }
         };
@@ -314,6 +320,7 @@ impl InstancePool {
                 "internal error: the call's thread stopped",
             )),
             overlapping: 0,
+            waited,
         })
     }
 }

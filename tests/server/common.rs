@@ -125,6 +125,7 @@ pub fn settings(dir: &Path, plugins_dir: &Path) -> Settings {
     let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("wasmtime-cache");
     Settings {
         listen: "127.0.0.1:0".parse().unwrap(),
+        metrics_listen: None,
         registry: RegistryOptions {
             catalog_path: dir.join("plugins.yml"),
             runtime: RuntimeSettings {
@@ -151,6 +152,7 @@ pub fn settings(dir: &Path, plugins_dir: &Path) -> Settings {
         log_calls: false,
         watch: false,
         log: LogBuffer::default(),
+        tracing: wasimancer::telemetry::Tracing::off(),
         control_socket: None,
     }
 }

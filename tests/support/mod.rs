@@ -120,6 +120,24 @@ impl Headless {
         self.seen.join("\n")
     }
 
+    /// Send `signal` (libc::SIGTERM, SIGHUP…) to the process.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill only sends a signal to the process this test started.
+        unsafe {
+            libc::kill(self.child.id() as i32, signal);
+        }
+    }
+
+    /// Wait for the process to end, and return its status and everything
+    /// it printed.
+    pub fn exit(&mut self) -> (std::process::ExitStatus, String) {
+        let status = self.child.wait().unwrap();
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
+            self.seen.push(line);
+        }
+        (status, self.seen.join("\n"))
+    }
+
     /// Whether the process still runs.
     pub fn running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
@@ -167,3 +185,65 @@ pub async fn call_text(
         .filter_map(|c| c.as_text().map(|t| t.text.clone()))
         .collect()
 }
+
+/// A web server on loopback whose one page answers only when the test opens
+/// the gate: a plugin that fetches it (the sandbox plugin's `fetch`) is a
+/// call in flight for exactly as long as the test wants, with no timing.
+pub struct Gate {
+    /// The page, for the plugin to fetch.
+    pub url: String,
+    arrived: tokio::sync::mpsc::UnboundedReceiver<()>,
+    open: tokio::sync::watch::Sender<bool>,
+}
+
+impl Gate {
+    pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let (arrivals, arrived) = tokio::sync::mpsc::unbounded_channel();
+        let (open, opened) = tokio::sync::watch::channel(false);
+        let page = move || {
+            let arrivals = arrivals.clone();
+            let mut opened = opened.clone();
+            async move {
+                let _ = arrivals.send(());
+                let _ = opened.wait_for(|open| *open).await;
+                "opened"
+            }
+        };
+        tokio::spawn(async move {
+            let app = axum::Router::new().route("/", axum::routing::get(page));
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { url, arrived, open }
+    }
+
+    /// Wait until a request waits at the gate.
+    pub async fn arrival(&mut self) {
+        tokio::time::timeout(Duration::from_secs(60), self.arrived.recv())
+            .await
+            .expect("a request reaches the gate")
+            .expect("the gate is up");
+    }
+
+    /// Let every waiting request (and any later one) through.
+    pub fn open(&self) {
+        let _ = self.open.send(true);
+    }
+}
+
+/// plugins.yml with the sandbox plugin allowed to fetch from loopback, as
+/// `wait_at_gate` (a call that lasts until a [`Gate`] opens).
+pub const GATED_PLUGINS: &str = r#"
+plugins:
+  - name: gatekeeper
+    path: sandbox/sandbox.wasm
+    allowed_hosts: [127.0.0.1]
+    timeout_ms: 60000
+    functions:
+      - displayName: wait_at_gate
+        function: fetch
+        arguments:
+          - name: url
+            type: string
+"#;

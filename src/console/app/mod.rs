@@ -34,6 +34,7 @@ use super::keymap::{self, Binding, Command, Key, Mode};
 use super::layout::{self, Areas};
 use super::theme::Theme;
 use crate::control::{Request, ServerSummary};
+use crate::operations::Phase;
 use crate::registry::RunningCall;
 
 /// What the loop must do for the app.
@@ -174,6 +175,12 @@ pub struct Stats {
     pub busy: BTreeMap<String, usize>,
     /// Calls running now that reported progress (the calls pane shows them).
     pub progress: Vec<RunningCall>,
+    /// MCP sessions open.
+    pub sessions: u64,
+    /// Requests the rate limit refused since the server started.
+    pub rate_limited: u64,
+    /// What the server is doing: serving, loading, draining.
+    pub phase: Phase,
     pub calls_per_second: f64,
     /// Events the console lost by falling behind.
     pub dropped: u64,

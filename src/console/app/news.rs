@@ -114,6 +114,9 @@ impl App {
         stats.in_flight = counters.in_flight;
         stats.busy = counters.busy;
         stats.progress = counters.progress;
+        stats.sessions = counters.sessions;
+        stats.rate_limited = counters.rate_limited;
+        stats.phase = counters.phase;
     }
 
     pub(super) fn on_tick(&mut self, now: Instant) {

@@ -657,6 +657,26 @@ fn counters_give_a_rate_and_redraw_only_when_something_shows_a_change() {
 }
 
 #[test]
+fn sessions_refusals_and_a_drain_come_with_the_counters() {
+    let mut app = app(80, 24, false);
+    assert_eq!(app.stats.phase, Phase::Serving);
+    app.take_dirty();
+    app.update(updates(
+        3726,
+        vec![Update::Counters(Counters {
+            sessions: 14,
+            rate_limited: 327,
+            phase: Phase::Draining,
+            ..Counters::default()
+        })],
+    ));
+    assert!(app.take_dirty());
+    assert_eq!(app.stats.sessions, 14);
+    assert_eq!(app.stats.rate_limited, 327);
+    assert_eq!(app.stats.phase, Phase::Draining);
+}
+
+#[test]
 fn dropped_events_are_counted() {
     let mut app = app(80, 24, false);
     app.update(updates(3726, vec![Update::Missed { count: 12 }]));

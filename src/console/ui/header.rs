@@ -1,5 +1,6 @@
-//! The header: where the server listens, authentication, uptime, plugins,
-//! and the call counters.
+//! The header: where the server listens, authentication, uptime, what the
+//! server is doing (loading, draining), plugins, the call counters, sessions
+//! and rate-limited requests.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -8,6 +9,7 @@ use ratatui::widgets::Paragraph;
 
 use crate::console::app::{App, Connection, Role, ServerView};
 use crate::console::format;
+use crate::operations::Phase;
 
 pub fn render(app: &App, frame: &mut Frame<'_>, area: Rect) {
     let theme = &app.theme;
@@ -62,11 +64,12 @@ pub fn render(app: &App, frame: &mut Frame<'_>, area: Rect) {
             Span::raw(reason.clone()),
         ]),
         Connection::Connecting => Line::styled(" waiting for the server's welcome…", theme.dim),
-        Connection::Attached => [(true, true), (true, false), (false, true), (false, false)]
-            .into_iter()
-            .map(|(total, library)| second_line(app, total, library))
+        // The second drops, until it fits: the call total, the resources
+        // and prompts, the plugins' words, then the call rate.
+        Connection::Attached => (0..=Brevity::MOST)
+            .map(|brevity| second_line(app, Brevity(brevity)))
             .find(|line| line.width() <= width)
-            .unwrap_or_else(|| second_line(app, false, false)),
+            .unwrap_or_else(|| second_line(app, Brevity(Brevity::MOST))),
     };
 
     let mut lines = vec![first, second];
@@ -130,6 +133,18 @@ fn first_line(app: &App, server: &ServerView, shown: Shown) -> Line<'static> {
         },
         theme.title,
     )];
+    // A server that is not simply serving says so first: it always shows.
+    match app.stats.phase {
+        Phase::Serving => {}
+        Phase::Loading => {
+            spans.push(separator());
+            spans.push(Span::styled("loading plugins", theme.warn));
+        }
+        Phase::Draining => {
+            spans.push(separator());
+            spans.push(Span::styled("DRAINING", theme.error));
+        }
+    }
     spans.push(separator());
     spans.push(Span::raw(if full_url {
         format!("http://{}/mcp", summary.address)
@@ -163,25 +178,60 @@ fn first_line(app: &App, server: &ServerView, shown: Shown) -> Line<'static> {
     Line::from(spans)
 }
 
-/// The counters: plugins, resources and prompts (when `library` and some
-/// are served), rate, total (when `total`), errors, in flight.
-fn second_line(app: &App, total: bool, library: bool) -> Line<'static> {
+/// How much the second line leaves out to fit: each step drops one more
+/// thing, in the order of [`Brevity::MOST`]'s list.
+#[derive(Clone, Copy)]
+struct Brevity(u8);
+
+impl Brevity {
+    /// 1 drops the total, 2 the resources and prompts, 3 the plugins'
+    /// words, 4 the call rate.
+    const MOST: u8 = 4;
+
+    fn total(self) -> bool {
+        self.0 < 1
+    }
+    fn library(self) -> bool {
+        self.0 < 2
+    }
+    fn plugin_words(self) -> bool {
+        self.0 < 3
+    }
+    fn rate(self) -> bool {
+        self.0 < 4
+    }
+}
+
+/// The counters: plugins, resources and prompts (when some are served),
+/// the call rate, total, errors, in flight, sessions, rate-limited
+/// requests; `brevity` says what to leave out.
+fn second_line(app: &App, brevity: Brevity) -> Line<'static> {
     let theme = &app.theme;
     let separator = || Span::styled(" │ ", theme.dim);
     let (loaded, failed) = app.plugins.counts();
     let stats = &app.stats;
-    let mut second = vec![
-        Span::styled(" plugins ", theme.dim),
-        Span::styled(loaded.to_string(), theme.ok),
-        Span::styled(" loaded ", theme.dim),
-        Span::styled(
-            failed.to_string(),
-            if failed > 0 { theme.error } else { theme.dim },
-        ),
-        Span::styled(" failed", theme.dim),
-    ];
+    let failed_style = if failed > 0 { theme.error } else { theme.dim };
+    let mut second = if brevity.plugin_words() {
+        vec![
+            Span::styled(" plugins ", theme.dim),
+            Span::styled(loaded.to_string(), theme.ok),
+            Span::styled(" loaded ", theme.dim),
+            Span::styled(failed.to_string(), failed_style),
+            Span::styled(" failed", theme.dim),
+        ]
+    } else {
+        let mut compact = vec![
+            Span::raw(" "),
+            Span::styled(loaded.to_string(), theme.ok),
+            Span::styled(" plugins", theme.dim),
+        ];
+        if failed > 0 {
+            compact.push(Span::styled(format!(" {failed} failed"), theme.error));
+        }
+        compact
+    };
     let (resources, templates, prompts) = app.library.counts();
-    if library && resources + templates + prompts > 0 {
+    if brevity.library() && resources + templates + prompts > 0 {
         let plural = |n: usize| if n == 1 { "" } else { "s" };
         let resources = resources + templates;
         second.extend([
@@ -192,12 +242,14 @@ fn second_line(app: &App, total: bool, library: bool) -> Line<'static> {
             Span::styled(format!(" prompt{}", plural(prompts)), theme.dim),
         ]);
     }
-    second.extend([
-        separator(),
-        Span::raw(format!("{:.1}", stats.calls_per_second)),
-        Span::styled(" calls/s", theme.dim),
-    ]);
-    if total {
+    if brevity.rate() {
+        second.extend([
+            separator(),
+            Span::raw(format!("{:.1}", stats.calls_per_second)),
+            Span::styled(" calls/s", theme.dim),
+        ]);
+    }
+    if brevity.total() {
         second.push(separator());
         second.push(Span::raw(stats.calls.to_string()));
         second.push(Span::styled(" calls", theme.dim));
@@ -217,6 +269,26 @@ fn second_line(app: &App, total: bool, library: bool) -> Line<'static> {
         Span::raw(stats.in_flight.to_string()),
         Span::styled(" in flight", theme.dim),
     ]);
+    if !app.server.as_ref().is_some_and(|s| s.summary.stateless) {
+        second.extend([
+            separator(),
+            Span::raw(stats.sessions.to_string()),
+            Span::styled(
+                if stats.sessions == 1 {
+                    " session"
+                } else {
+                    " sessions"
+                },
+                theme.dim,
+            ),
+        ]);
+    }
+    if stats.rate_limited > 0 {
+        second.extend([
+            separator(),
+            Span::styled(format!("{} rate-limited", stats.rate_limited), theme.warn),
+        ]);
+    }
     if stats.dropped > 0 {
         second.push(separator());
         second.push(Span::styled(

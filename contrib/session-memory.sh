@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# What an idle MCP session costs: start a headless server, read its RSS,
+# open N sessions that are never used again (initialize + initialized, as
+# a client that goes away does), read the RSS again, and print the
+# difference per session. Then the same with --max-sessions below N, to
+# show the cap bounds it.
+#
+#   contrib/session-memory.sh [BINARY] [N]
+#
+# BINARY defaults to target/release/wasimancer (cargo build --release).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+binary=${1:-target/release/wasimancer}
+count=${2:-1000}
+port=38631
+token=memory-token
+
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+
+open_sessions() {
+  local n=$1 opened=0
+  for _ in $(seq "$n"); do
+    id=$(curl -s -D - -o /dev/null "http://127.0.0.1:$port/mcp" \
+      -H "Authorization: Bearer $token" -H 'content-type: application/json' \
+      -H 'accept: application/json, text/event-stream' \
+      -d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"idle","version":"1"}}}' \
+      | awk 'tolower($1)=="mcp-session-id:" {print $2}' | tr -d '\r')
+    [ -n "$id" ] || continue
+    curl -s -o /dev/null "http://127.0.0.1:$port/mcp" \
+      -H "Authorization: Bearer $token" -H 'content-type: application/json' \
+      -H 'accept: application/json, text/event-stream' -H "mcp-session-id: $id" \
+      -H 'mcp-protocol-version: 2025-11-25' \
+      -d '{"jsonrpc":"2.0","method":"notifications/initialized"}'
+    opened=$((opened + 1))
+  done
+  echo "$opened"
+}
+
+measure() {
+  local max=$1
+  "$binary" serve --headless --port "$port" --auth-token "$token" \
+    --admin-token NO_AUTHENTICATION --no-control-socket --max-sessions "$max" \
+    2>/dev/null &
+  local pid=$!
+  trap 'kill $pid 2>/dev/null' EXIT
+  until curl -sf "http://127.0.0.1:$port/ready" >/dev/null; do sleep 0.1; done
+  # Warm up the allocator and the HTTP stack with a few sessions first.
+  open_sessions 20 >/dev/null
+  local before after opened
+  before=$(rss_kib "$pid")
+  opened=$(open_sessions "$count")
+  after=$(rss_kib "$pid")
+  local sessions
+  sessions=$(curl -s "http://127.0.0.1:$port/metrics" | awk '$1=="wasimancer_sessions" {print $2}')
+  echo "--max-sessions $max: $opened of $count sessions opened, $sessions open;" \
+    "RSS ${before} KiB -> ${after} KiB;" \
+    "$(( (after - before) * 1024 / (opened > 0 ? opened : 1) )) bytes per session opened"
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+  trap - EXIT
+}
+
+measure 100000
+measure $((count / 4))
