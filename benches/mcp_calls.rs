@@ -7,6 +7,7 @@
 //!     cargo bench --bench mcp_calls -- --compare 5    # headless vs console, 5 rounds, then idle CPU
 //!     cargo bench --bench mcp_calls -- --compare 5 --same   # headless vs headless: the noise floor
 //!     cargo bench --bench mcp_calls -- --attached 5   # 0, 1 and 4 consoles attached, 5 rounds
+//!     cargo bench --bench mcp_calls -- --cluster      # through nginx, 1 and 3 replicas, Redis sessions
 //!
 //! The server is the release binary, started as `wasimancer serve --headless`
 //! in its own process (with RUST_BACKTRACE unset: extism builds a backtrace
@@ -30,6 +31,15 @@
 //! tasks speaking the control protocol as `wasimancer console` does,
 //! decoding every frame; they draw nothing, so the figure is the server's
 //! cost of feeding them.
+//!
+//! `--cluster` starts redis-server and nginx (`contrib/nginx/wasimancer.conf`)
+//! on loopback and runs the highest level through nginx against 1, then 3
+//! replicas sharing sessions in Redis (after one replica alone, without nginx
+//! or Redis, for reference); then it measures a session lookup in Redis, and
+//! the first request of a session on a replica that must restore it from
+//! there against the next one. All of it on one machine: the replicas share
+//! its cores with nginx, Redis and the load, so the figures show the
+//! overhead of the setup, not how it scales on several machines.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -39,6 +49,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
+
+#[path = "../tests/support/cluster.rs"]
+mod cluster_support;
 use wasimancer::events::{CallSource, EventBus};
 use wasimancer::registry::{Registry, RegistryOptions};
 use wasimancer::runtime::{CallControl, CompileCache, RuntimeSettings};
@@ -54,6 +67,8 @@ struct Options {
     attached: usize,
     /// Compare headless with headless: the noise floor of `--compare`.
     same: bool,
+    /// Through nginx and Redis, with 1 and 3 replicas.
+    cluster: bool,
     idle_seconds: f64,
 }
 
@@ -65,6 +80,7 @@ fn options() -> Options {
         compare: 0,
         attached: 0,
         same: false,
+        cluster: false,
         idle_seconds: 10.0,
     };
     let args: Vec<String> = std::env::args().collect();
@@ -83,6 +99,7 @@ fn options() -> Options {
             }
             "--console" => options.console = true,
             "--same" => options.same = true,
+            "--cluster" => options.cluster = true,
             "--compare" => {
                 options.compare = args.get(i + 1).and_then(|v| v.parse().ok()).unwrap_or(3);
                 i += 1;
@@ -137,8 +154,14 @@ impl Server {
     }
 
     fn start_headless() -> Self {
+        Self::start_headless_with(&[])
+    }
+
+    /// A headless server with `more` arguments.
+    fn start_headless_with(more: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_wasimancer"))
             .args(["serve", "--headless", "--port", "0"])
+            .args(more)
             .current_dir(repo())
             .env_remove("RUST_BACKTRACE")
             .env("WASIMANCER_AUTHENTICATION_TOKEN", TOKEN)
@@ -571,6 +594,10 @@ fn main() {
         attached(&runtime, &options);
         return;
     }
+    if options.cluster {
+        cluster(&runtime, &options);
+        return;
+    }
     let server = Server::start(options.console);
     println!(
         "tools/call `add` over HTTP on loopback, {} s per level, server: {} ({})",
@@ -774,4 +801,117 @@ fn attached(runtime: &tokio::runtime::Runtime, options: &Options) {
             ratios[ratios.len() - 1]
         );
     }
+}
+
+/// `--cluster`: see the top of this file.
+fn cluster(runtime: &tokio::runtime::Runtime, options: &Options) {
+    let connections = options.levels.iter().copied().max().unwrap_or(64);
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let redis = cluster_support::Redis::start(dir.path());
+    let store = redis.url();
+    println!(
+        "tools/call `add`, {connections} connections, {} s per run; one machine: this shows overhead, not scaling",
+        options.seconds
+    );
+    println!(
+        "setup                                 calls/s   p50 µs    p99 µs  failures     calls"
+    );
+    let alone = Server::start_headless();
+    let result = runtime.block_on(run_level(&alone.address, connections, options.seconds));
+    print!("{:<30}", "1 replica, direct, no Redis");
+    result.print();
+    drop(alone);
+    for replicas in [1, 3] {
+        let servers: Vec<Server> = (0..replicas)
+            .map(|_| {
+                Server::start_headless_with(&["--no-control-socket", "--session-store", &store])
+            })
+            .collect();
+        let addresses: Vec<String> = servers.iter().map(|s| s.address.clone()).collect();
+        let folder = dir.path().join(format!("nginx-{replicas}"));
+        std::fs::create_dir_all(&folder).expect("nginx's folder");
+        let nginx = cluster_support::Nginx::start(&folder, &addresses);
+        let through = format!("127.0.0.1:{}", nginx.port);
+        let result = runtime.block_on(run_level(&through, connections, options.seconds));
+        print!(
+            "{:<30}",
+            format!(
+                "{replicas} replica{}, nginx, Redis",
+                if replicas == 1 { "" } else { "s" }
+            )
+        );
+        result.print();
+        if replicas == 3 {
+            runtime.block_on(restore_cost(&addresses));
+        }
+    }
+    runtime.block_on(lookup_cost(&store));
+}
+
+/// A session lookup in Redis, as a replica makes it for a session it does
+/// not hold: sequential, and 64 at once.
+async fn lookup_cost(url: &str) {
+    use rmcp::transport::streamable_http_server::session::{SessionState, SessionStore};
+    use wasimancer::cluster::sessions::RedisSessionStore;
+    let url: wasimancer::cluster::RedisUrl = url.parse().expect("a Redis address");
+    let redis = wasimancer::cluster::Redis::new(&url).expect("a Redis connection");
+    let store = RedisSessionStore::new(redis, Duration::from_secs(300));
+    let state = SessionState::new(rmcp::model::InitializeRequestParams::default());
+    store
+        .store("bench", &state)
+        .await
+        .expect("Redis takes a session");
+    let rounds = 10_000;
+    let started = Instant::now();
+    for _ in 0..rounds {
+        store.lookup("bench").await.expect("Redis answers");
+    }
+    let sequential = started.elapsed() / rounds;
+    let store = Arc::new(store);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..64 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..rounds / 64 {
+                store.lookup("bench").await.expect("Redis answers");
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("lookup task");
+    }
+    let parallel = (rounds / 64 * 64) as f64 / started.elapsed().as_secs_f64();
+    println!(
+        "session lookup in Redis (GET + JSON): {:.1} µs sequential, {parallel:.0}/s with 64 at once; \
+         a replica makes one per session it has not seen, not one per request",
+        sequential.as_secs_f64() * 1e6
+    );
+}
+
+/// A session's first request on a replica that must restore it (a lookup
+/// and the handshake replayed) against its next request there.
+async fn restore_cost(addresses: &[String]) {
+    let sessions = 200;
+    let (mut first, mut next) = (Duration::ZERO, Duration::ZERO);
+    let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}).to_string();
+    for _ in 0..sessions {
+        let opened = Session::open(&addresses[0]).await;
+        let elsewhere = Session {
+            http: opened.http.clone(),
+            url: format!("http://{}/mcp", addresses[1]),
+            session: opened.session.clone(),
+        };
+        let started = Instant::now();
+        elsewhere.post(list.clone()).await.expect("restored");
+        first += started.elapsed();
+        let started = Instant::now();
+        elsewhere.post(list.clone()).await.expect("held");
+        next += started.elapsed();
+    }
+    println!(
+        "tools/list of a session on another replica: first {:.0} µs (restored from Redis), next {:.0} µs (held)",
+        first.as_secs_f64() * 1e6 / sessions as f64,
+        next.as_secs_f64() * 1e6 / sessions as f64
+    );
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
+use crate::cluster::RedisUrl;
 use crate::http::{PerSecond, RateKey};
 use crate::registry::{DefinitionLocation, DefinitionPaths};
 
@@ -198,6 +199,10 @@ pub struct ServeArgs {
     /// Reload what changed when plugins.yml or a module changes on disk.
     #[arg(long, env = "WASIMANCER_WATCH", global = true)]
     pub watch: bool,
+    /// With --watch: look at the files this often instead of waiting for the
+    /// kernel to tell (it already does every 1s on NFS, SMB, CephFS, FUSE): 2s, 500ms.
+    #[arg(long, env = "WASIMANCER_WATCH_POLL", value_parser = parse_duration, requires = "watch", global = true)]
+    pub watch_poll: Option<Duration>,
     /// Largest request body on /mcp, in bytes.
     #[arg(long, env = "WASIMANCER_MAX_REQUEST_BYTES", default_value_t = 4 * 1024 * 1024, global = true)]
     pub max_request_bytes: usize,
@@ -262,6 +267,25 @@ pub struct ServeArgs {
     /// No MCP sessions: every request stands alone (for several instances behind a load balancer).
     #[arg(long, env = "WASIMANCER_STATELESS", global = true)]
     pub stateless: bool,
+    /// Keep MCP sessions in this Redis (redis://HOST:PORT/DB), so that any
+    /// replica behind a load balancer serves any session; it also carries
+    /// plugin changes between replicas unless --cluster-bus says otherwise.
+    #[arg(
+        long,
+        env = "WASIMANCER_SESSION_STORE",
+        hide_env_values = true,
+        global = true
+    )]
+    pub session_store: Option<RedisUrl>,
+    /// Tell the other replicas of plugin changes made here (they share the
+    /// plugins folder) and apply theirs, through this Redis [default: --session-store].
+    #[arg(
+        long,
+        env = "WASIMANCER_CLUSTER_BUS",
+        hide_env_values = true,
+        global = true
+    )]
+    pub cluster_bus: Option<RedisUrl>,
     /// Append a JSON line per call (time, client, session, tool, outcome,
     /// duration, redacted arguments) and per plugin change to this file.
     #[arg(long, env = "WASIMANCER_AUDIT_LOG", global = true)]

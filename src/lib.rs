@@ -5,6 +5,7 @@ pub mod atomic_file;
 pub mod audit;
 pub mod catalog;
 pub mod cli;
+pub mod cluster;
 pub mod commands;
 pub mod console;
 pub mod content;

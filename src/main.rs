@@ -379,6 +379,7 @@ fn settings(
                 max_sessions: args.max_sessions,
                 idle_timeout: args.session_idle_timeout,
             },
+            session_store: args.session_store.clone(),
             rate_limit: args.rate_limit.map(|PerSecond(per_second)| RateLimit {
                 per_second,
                 burst: args.rate_limit_burst.unwrap_or(per_second),
@@ -405,6 +406,8 @@ fn settings(
         // file, the file gets them.
         log_calls: !with_console || args.log_file.is_some(),
         watch: args.watch,
+        watch_poll: args.watch_poll,
+        cluster_bus: args.cluster_bus.clone().or(args.session_store.clone()),
         log,
         tracing: Tracing::from_env()?,
         control_socket: match (&args.control_socket, args.no_control_socket) {

@@ -37,6 +37,12 @@ pub struct Settings {
     pub log_calls: bool,
     /// Reload what changes on disk.
     pub watch: bool,
+    /// With `watch`: look at the files this often instead of waiting for the
+    /// kernel to tell (`None`: only where it cannot, on network filesystems).
+    pub watch_poll: Option<std::time::Duration>,
+    /// Tell the other replicas of this one's plugin changes, and apply
+    /// theirs, through this Redis (`--cluster-bus`).
+    pub cluster_bus: Option<crate::cluster::RedisUrl>,
     /// Where spans go: off, or OTLP (see `telemetry`).
     pub tracing: Tracing,
     /// The server log as consoles see it (the logger writes into it).
@@ -281,7 +287,10 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
     }
     operations.serving();
     if settings.watch {
-        crate::watch::spawn(registry.clone(), shutdown.clone());
+        crate::watch::spawn(registry.clone(), settings.watch_poll, shutdown.clone());
+    }
+    if let Some(bus) = &settings.cluster_bus {
+        crate::cluster::changes::spawn(registry.clone(), bus, shutdown.clone());
     }
     let control_path = control_socket.as_ref().map(|s| s.path().to_path_buf());
     let control =

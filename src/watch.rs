@@ -8,6 +8,12 @@
 //! Only the folders that matter are watched: the ones holding plugins.yml,
 //! resources.yml and prompts.yml, and the ones holding declared modules (not,
 //! say, a `target/` full of builds).
+//!
+//! The kernel tells of changes made on this machine only: on a network
+//! filesystem (NFS, SMB, CephFS, a FUSE mount), where replicas share one
+//! plugins folder, a change made elsewhere is never reported. There the
+//! watcher looks at the files every second instead (notify's polling
+//! watcher), and `--watch-poll` asks for that anywhere.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -22,18 +28,27 @@ use crate::registry::Registry;
 /// How long the files must stay quiet before a reload.
 const QUIET: Duration = Duration::from_millis(500);
 
-/// Watch in the background until `shutdown`.
-pub fn spawn(registry: Registry, shutdown: CancellationToken) {
+/// How often the files are looked at on a network filesystem.
+const NETWORK_POLL: Duration = Duration::from_secs(1);
+
+/// Watch in the background until `shutdown`: with the kernel's
+/// notifications, or by looking every `poll` when given (or every second
+/// when the plugins are on a network filesystem).
+pub fn spawn(registry: Registry, poll: Option<Duration>, shutdown: CancellationToken) {
     tokio::spawn(async move {
-        if let Err(error) = run(registry, shutdown).await {
+        if let Err(error) = run(registry, poll, shutdown).await {
             tracing::error!(%error, "watch mode stopped");
         }
     });
 }
 
-async fn run(registry: Registry, shutdown: CancellationToken) -> notify::Result<()> {
+async fn run(
+    registry: Registry,
+    poll: Option<Duration>,
+    shutdown: CancellationToken,
+) -> notify::Result<()> {
     let (sender, mut changes) = mpsc::unbounded_channel::<PathBuf>();
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+    let handler = move |event: notify::Result<notify::Event>| {
         if let Ok(event) = event
             && matches!(
                 event.kind,
@@ -44,12 +59,28 @@ async fn run(registry: Registry, shutdown: CancellationToken) -> notify::Result<
                 let _ = sender.send(path);
             }
         }
-    })?;
+    };
+    let network = network_filesystem(registry.catalog_path());
+    let poll = poll.or(network.map(|_| NETWORK_POLL));
+    let mut watcher: Box<dyn Watcher + Send> = match poll {
+        Some(every) => Box::new(notify::PollWatcher::new(
+            handler,
+            notify::Config::default().with_poll_interval(every),
+        )?),
+        None => Box::new(notify::recommended_watcher(handler)?),
+    };
     let mut watched = BTreeSet::new();
-    update_watches(&registry, &mut watcher, &mut watched);
+    update_watches(&registry, watcher.as_mut(), &mut watched);
+    let how = match (poll, network) {
+        (Some(every), Some(kind)) => {
+            format!("looking every {every:?} ({kind} tells no changes made elsewhere)")
+        }
+        (Some(every), None) => format!("looking every {every:?}"),
+        (None, _) => "with the kernel's notifications".to_string(),
+    };
     tracing::info!(
         folders = watched.len(),
-        "watching plugins.yml, resources.yml, prompts.yml and the module folders"
+        "watching plugins.yml, resources.yml, prompts.yml and the module folders, {how}"
     );
     let file_names: Vec<_> = std::iter::once(registry.catalog_path().to_path_buf())
         .chain(registry.definition_files())
@@ -87,17 +118,46 @@ async fn run(registry: Registry, shutdown: CancellationToken) -> notify::Result<
                 )
             }
         }
-        update_watches(&registry, &mut watcher, &mut watched);
+        update_watches(&registry, watcher.as_mut(), &mut watched);
     }
+}
+
+/// The kind of network filesystem `path` (or its folder) is on, if it is.
+fn network_filesystem(path: &Path) -> Option<&'static str> {
+    let folder = path.parent().filter(|p| !p.as_os_str().is_empty());
+    filesystem_kind(folder.unwrap_or(Path::new(".")))
+}
+
+#[cfg(target_os = "linux")]
+fn filesystem_kind(folder: &Path) -> Option<&'static str> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(folder.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statfs writes into the zeroed struct we own; the path is a
+    // valid C string that outlives the call.
+    let mut stats: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(path.as_ptr(), &mut stats) } != 0 {
+        return None;
+    }
+    // The magic numbers of linux/magic.h (and fuse's).
+    #[allow(clippy::unnecessary_cast)]
+    match stats.f_type as i64 {
+        0x6969 => Some("NFS"),
+        0x517B | 0xFE53_4D42 | 0xFF53_4D42 => Some("SMB/CIFS"),
+        0x00C3_6400 => Some("CephFS"),
+        0x0102_1997 => Some("9P"),
+        0x6573_5546 => Some("FUSE"),
+        _ => None,
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn filesystem_kind(_folder: &Path) -> Option<&'static str> {
+    None
 }
 
 /// Watch exactly the folders of plugins.yml, the definition files and the
 /// declared modules.
-fn update_watches(
-    registry: &Registry,
-    watcher: &mut impl Watcher,
-    watched: &mut BTreeSet<PathBuf>,
-) {
+fn update_watches(registry: &Registry, watcher: &mut dyn Watcher, watched: &mut BTreeSet<PathBuf>) {
     let snapshot = registry.snapshot();
     let plugins_dir = &registry.runtime_settings().plugins_dir;
     let mut wanted = BTreeSet::new();

@@ -420,6 +420,8 @@ pub fn plugin_json(entry: &PluginEntry) -> Value {
         },
         "config_keys": spec.config.keys().collect::<Vec<_>>(),
         "busy_instances": serving.map(|s| s.busy_instances()),
+        // Replicas serving the same module show the same digest.
+        "digest": serving.map(|s| format!("{:016x}", s.digest())),
         "loaded_at": serving.and_then(|s| s.loaded_at().duration_since(std::time::UNIX_EPOCH).ok()).map(|d| d.as_millis() as u64),
     })
 }

@@ -21,6 +21,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::sessions::{CountedSessions, Sessions};
 use super::{HttpOptions, hold_until_sent};
+use crate::cluster::Redis;
+use crate::cluster::sessions::RedisSessionStore;
 use crate::mcp::McpHandler;
 use crate::operations::Operations;
 use crate::registry::Registry;
@@ -56,11 +58,25 @@ impl McpEndpoint {
             .with_cancellation_token(shutdown.clone());
         let factory = move || Ok(McpHandler::new(registry.clone()));
         let sessions = (!options.stateless).then(|| {
-            let sessions = Sessions::new(options.sessions, operations.clone(), shutdown);
+            let store = options.session_store.as_ref().and_then(|url| {
+                Redis::new(url)
+                    .inspect_err(|error| {
+                        tracing::error!("sessions stay on the replica that opened them: {error}")
+                    })
+                    .ok()
+                    .map(|redis| RedisSessionStore::new(redis, options.sessions.idle_timeout))
+            });
+            let mut config = config.clone();
+            if let Some(store) = &store {
+                // rmcp saves every new session there and, for a session it
+                // does not hold, loads it and replays the handshake.
+                config.session_store = Some(Arc::new(store.clone()));
+            }
+            let sessions = Sessions::new(options.sessions, operations.clone(), shutdown, store);
             let service = StreamableHttpService::new(
                 factory.clone(),
                 Arc::new(CountedSessions(Arc::clone(&sessions))),
-                config.clone(),
+                config,
             );
             (service, sessions)
         });

@@ -28,6 +28,7 @@ pub use mcp_endpoint::McpEndpoint;
 pub use rate_limit::{PerSecond, RateKey, RateLimit};
 pub use sessions::{SessionLimits, Sessions};
 
+use crate::cluster::RedisUrl;
 use crate::control::Hub;
 use crate::metrics::{Exposition, HttpMetrics};
 use crate::operations::Operations;
@@ -48,6 +49,8 @@ pub struct HttpOptions {
     /// clients that go away without closing theirs must not hold memory
     /// forever.
     pub sessions: SessionLimits,
+    /// Where sessions are kept for the other replicas (`--session-store`).
+    pub session_store: Option<RedisUrl>,
     /// Requests per second per client on `/mcp`; `None`: no limit.
     pub rate_limit: Option<RateLimit>,
     /// Who may read `/metrics`.
@@ -116,6 +119,7 @@ impl Default for HttpOptions {
             max_request_bytes: 4 * 1024 * 1024,
             stateless: false,
             sessions: SessionLimits::default(),
+            session_store: None,
             rate_limit: None,
             metrics: MetricsAccess::AdminToken,
             admin: AdminOptions::default(),

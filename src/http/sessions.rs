@@ -9,6 +9,11 @@
 //! timeout and holds no stream open (a request being answered, or the GET
 //! stream a client listens on: a client that holds one is still there, and
 //! when it goes, its connection and the stream go with it).
+//!
+//! With a session store (`--session-store`), rmcp saves each new session
+//! there and restores, on this replica, a session opened on another; the
+//! store keeps a session for the idle timeout after its client last spoke,
+//! so each replica that hears the client extends it now and then.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,6 +28,7 @@ use rmcp::transport::streamable_http_server::session::{
 };
 use tokio_util::sync::CancellationToken;
 
+use crate::cluster::sessions::RedisSessionStore;
 use crate::operations::Operations;
 
 /// The bounds of the MCP sessions.
@@ -52,20 +58,25 @@ pub struct Sessions {
     opening: AtomicU64,
     limits: SessionLimits,
     operations: Operations,
+    /// Where sessions are kept for the other replicas, if anywhere.
+    store: Option<RedisSessionStore>,
 }
 
 struct Activity {
     last: Instant,
     open_streams: usize,
+    /// When the session's life in the store was last extended.
+    refreshed: Instant,
 }
 
 impl Sessions {
     /// Sessions under `limits`, with a sweeper that closes idle ones until
-    /// `shutdown`.
+    /// `shutdown`, extended in `store` while their clients speak.
     pub fn new(
         limits: SessionLimits,
         operations: Operations,
         shutdown: CancellationToken,
+        store: Option<RedisSessionStore>,
     ) -> Arc<Self> {
         let mut inner = LocalSessionManager::default();
         inner.session_config.keep_alive = None;
@@ -75,6 +86,7 @@ impl Sessions {
             opening: AtomicU64::new(0),
             limits,
             operations,
+            store,
         });
         // A few looks per timeout.
         let period =
@@ -136,9 +148,48 @@ impl Sessions {
 
     /// The client of `id` spoke.
     fn touch(&self, id: &SessionId) {
-        if let Some(activity) = self.activity().get_mut(id) {
-            activity.last = Instant::now();
+        let now = Instant::now();
+        let refresh = match self.activity().get_mut(id) {
+            Some(activity) => {
+                activity.last = now;
+                self.store.as_ref().filter(|store| {
+                    // A few times per lifetime is enough, and costs the
+                    // requests in between nothing.
+                    let due = now.duration_since(activity.refreshed) >= store.ttl() / 4;
+                    if due {
+                        activity.refreshed = now;
+                    }
+                    due
+                })
+            }
+            None => None,
+        };
+        if let Some(store) = refresh.cloned() {
+            let id = id.clone();
+            tokio::spawn(async move {
+                if let Err(error) = store.refresh(&id).await {
+                    tracing::debug!(session = %id, "{error}");
+                }
+            });
         }
+    }
+
+    /// Session `id` is open here now (new, or restored from the store).
+    fn opened(&self, id: &SessionId) {
+        let now = Instant::now();
+        let count = {
+            let mut activity = self.activity();
+            activity.insert(
+                id.clone(),
+                Activity {
+                    last: now,
+                    open_streams: 0,
+                    refreshed: now,
+                },
+            );
+            activity.len()
+        };
+        self.publish_count(count);
     }
 
     /// `stream`, counted as open for `id` until it ends or is dropped.
@@ -227,18 +278,7 @@ impl SessionManager for CountedSessions {
 
     async fn create_session(&self) -> Result<(SessionId, Transport), Error> {
         let (id, transport) = self.0.inner.create_session().await?;
-        let count = {
-            let mut activity = self.0.activity();
-            activity.insert(
-                id.clone(),
-                Activity {
-                    last: Instant::now(),
-                    open_streams: 0,
-                },
-            );
-            activity.len()
-        };
-        self.0.publish_count(count);
+        self.0.opened(&id);
         Ok((id, transport))
     }
 
@@ -295,8 +335,13 @@ impl SessionManager for CountedSessions {
     }
 
     async fn restore_session(&self, id: SessionId) -> Result<RestoreOutcome<Transport>, Error> {
-        // Only asked with a session store, which this server does not use.
-        self.0.inner.restore_session(id).await
+        // Asked with a session store, for a session opened on another replica.
+        let outcome = self.0.inner.restore_session(id.clone()).await?;
+        if matches!(outcome, RestoreOutcome::Restored(_)) {
+            tracing::debug!(session = %id, "MCP session restored from the session store");
+            self.0.opened(&id);
+        }
+        Ok(outcome)
     }
 
     fn event_store(&self) -> Option<Arc<dyn EventStore>> {
@@ -328,7 +373,7 @@ mod tests {
             idle_timeout: Duration::from_secs(60),
         };
         let shutdown = CancellationToken::new();
-        let sessions = Sessions::new(limits, Operations::new(), shutdown.clone());
+        let sessions = Sessions::new(limits, Operations::new(), shutdown.clone(), None);
         let manager = CountedSessions(Arc::clone(&sessions));
         let (quiet, _) = manager.create_session().await.unwrap();
         let (listening, _) = manager.create_session().await.unwrap();

@@ -151,6 +151,8 @@ pub fn settings(dir: &Path, plugins_dir: &Path) -> Settings {
         audit_log: None,
         log_calls: false,
         watch: false,
+        watch_poll: None,
+        cluster_bus: None,
         log: LogBuffer::default(),
         tracing: wasimancer::telemetry::Tracing::off(),
         control_socket: None,
