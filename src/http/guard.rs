@@ -16,8 +16,9 @@ use subtle::ConstantTimeEq;
 pub const LOOPBACK_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
 
 /// A bearer token. Its `Debug` and `Display` never show it, so it cannot leak
-/// into logs by accident.
-#[derive(Clone, PartialEq, Eq)]
+/// into logs by accident. It has no `==`: compare with [`Token::matches`],
+/// which takes the same time wherever the inputs differ.
+#[derive(Clone)]
 pub struct Token(Arc<str>);
 
 impl Token {
@@ -258,7 +259,22 @@ mod tests {
         assert_eq!(token.masked(), "ab••••••••kl");
         let generated = Token::generate().unwrap();
         assert_eq!(generated.reveal().len(), 48);
-        assert_ne!(generated, Token::generate().unwrap());
+        assert_ne!(generated.reveal(), Token::generate().unwrap().reveal());
+    }
+
+    /// `==` on tokens would compare in variable time beside the careful
+    /// [`Token::matches`]: the type must not have it. This does not compile
+    /// if `Token: PartialEq` (the two impls below then overlap for `Token`
+    /// and the call is ambiguous).
+    #[test]
+    fn tokens_have_no_equality_operator() {
+        trait NoEquality<Which> {
+            fn check() {}
+        }
+        impl<T: ?Sized> NoEquality<()> for T {}
+        struct HasEquality;
+        impl<T: ?Sized + PartialEq> NoEquality<HasEquality> for T {}
+        <Token as NoEquality<_>>::check();
     }
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
