@@ -304,6 +304,10 @@ pub enum CatalogError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The catalog could not be turned into plugins.yml text that reads back
+    /// as the same catalog.
+    #[error("cannot write {}: {reason}; nothing was written", path.display())]
+    Serialize { path: PathBuf, reason: String },
 }
 
 struct ProblemList<'a>(&'a [Problem]);
@@ -361,10 +365,30 @@ impl CatalogFile {
         }
     }
 
-    /// A catalog that exists only in memory (for a new plugins.yml).
-    pub fn new_in_memory(path: &Path, catalog: Catalog) -> Result<Self, CatalogError> {
-        let text = catalog.to_yaml();
-        Self::parse(path, &text)
+    /// `catalog` as the content of `path`: validated, with the text to write.
+    /// The text is read back before anything is written, so a serialisation
+    /// that loses something is refused instead of saved.
+    pub fn render(path: &Path, catalog: Catalog) -> Result<(Self, String), CatalogError> {
+        let text = catalog
+            .to_yaml()
+            .map_err(|reason| CatalogError::Serialize {
+                path: path.to_path_buf(),
+                reason,
+            })?;
+        let file = Self::read_back(path, &catalog, &text)?;
+        Ok((file, text))
+    }
+
+    /// `text` parsed as `path`, if it is exactly `catalog`.
+    fn read_back(path: &Path, catalog: &Catalog, text: &str) -> Result<Self, CatalogError> {
+        let file = Self::parse(path, text)?;
+        if file.catalog != *catalog {
+            return Err(CatalogError::Serialize {
+                path: path.to_path_buf(),
+                reason: "the new content does not read back as the catalog it was made from".into(),
+            });
+        }
+        Ok(file)
     }
 
     /// A problem about `plugins[index]`, pointing at `key` in it.
@@ -492,10 +516,10 @@ impl CatalogFile {
 }
 
 impl Catalog {
-    /// The catalog as plugins.yml text.
-    pub fn to_yaml(&self) -> String {
-        // Serialising plain structs of strings, numbers and maps cannot fail.
-        serde_yaml::to_string(self).unwrap_or_default()
+    /// The catalog as plugins.yml text. To write it, use
+    /// [`CatalogFile::render`], which also checks that it reads back.
+    pub fn to_yaml(&self) -> Result<String, String> {
+        serde_yaml::to_string(self).map_err(|error| error.to_string())
     }
 
     /// Index of the plugin called `name`.
@@ -922,9 +946,22 @@ plugins:
             "    description: roll dice\n    wasi: false\n    timeout_ms: 250\n    config:\n      answer: 42\n",
         );
         let file = parse(&text).unwrap();
-        let again = parse(&file.catalog.to_yaml()).unwrap();
+        let (again, written) =
+            CatalogFile::render(Path::new("plugins.yml"), file.catalog.clone()).unwrap();
         assert_eq!(file.catalog, again.catalog);
         assert_eq!(again.catalog.plugins[0].config["answer"], "42");
+        assert_eq!(parse(&written).unwrap().catalog, file.catalog);
+    }
+
+    #[test]
+    fn text_that_does_not_read_back_as_the_catalog_is_never_written() {
+        // An empty plugins.yml is a valid empty catalog: if serialising ever
+        // gave nothing, writing it would wipe every plugin.
+        let file = parse(WASIMANCER).unwrap();
+        let error =
+            CatalogFile::read_back(Path::new("plugins.yml"), &file.catalog, "").unwrap_err();
+        assert!(matches!(error, CatalogError::Serialize { .. }), "{error}");
+        assert!(error.to_string().contains("nothing was written"), "{error}");
     }
 
     #[test]

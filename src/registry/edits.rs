@@ -107,7 +107,9 @@ impl Registry {
         let mut catalog = current.catalog.clone();
         let removed = catalog.plugins.remove(index);
         let module_path = self.module_path(&removed);
-        let file = self.write_catalog(&catalog)?;
+        let (file, text) = CatalogFile::render(self.catalog_path(), catalog.clone())
+            .map_err(ChangeError::Catalog)?;
+        self.write_catalog(&text)?;
         let snapshot = self.snapshot();
         let entries: Vec<PluginEntry> = snapshot
             .plugins
@@ -172,8 +174,12 @@ impl Registry {
         owns: OwnsFile<'_>,
     ) -> Result<Edited, ChangeError> {
         // The whole catalog must stay valid: unique names, unique tool names.
-        CatalogFile::new_in_memory(self.catalog_path(), catalog.clone())
-            .map_err(|error| ChangeError::Conflict(problems_only(&error)))?;
+        let (file, text) = CatalogFile::render(self.catalog_path(), catalog.clone()).map_err(
+            |error| match error {
+                CatalogError::Invalid { .. } => ChangeError::Conflict(problems_only(&error)),
+                other => ChangeError::Catalog(other),
+            },
+        )?;
         let target = self.module_path(spec);
         if let Some(other) = catalog
             .plugins
@@ -215,9 +221,8 @@ impl Registry {
             .find(|p| p.name == spec.name)
             .map(|p| self.module_path(p));
         self.write_module(&target, &bytes)?;
-        let file = match self.write_catalog(&catalog) {
-            Ok(file) => file,
-            Err(error) => {
+        if let Err(error) = self.write_catalog(&text) {
+            {
                 // Leave the folder as it was.
                 match &previous_bytes {
                     Some(old) => {
@@ -229,7 +234,7 @@ impl Registry {
                 }
                 return Err(error);
             }
-        };
+        }
         // A replaced plugin that moved leaves its old module behind; delete
         // it if it is ours and nothing else uses it.
         if let Some(old) = previous_path
@@ -313,16 +318,13 @@ impl Registry {
         })
     }
 
-    fn write_catalog(&self, catalog: &Catalog) -> Result<CatalogFile, ChangeError> {
+    /// Write `text`, made by [`CatalogFile::render`], as plugins.yml.
+    fn write_catalog(&self, text: &str) -> Result<(), ChangeError> {
         let path = self.catalog_path();
-        let text = catalog.to_yaml();
-        atomic_file::write_with_backup(path, text.as_bytes()).map_err(|source| {
-            ChangeError::Write {
-                path: path.to_path_buf(),
-                source,
-            }
-        })?;
-        CatalogFile::parse(path, &text).map_err(ChangeError::Catalog)
+        atomic_file::write_with_backup(path, text.as_bytes()).map_err(|source| ChangeError::Write {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 }
 
