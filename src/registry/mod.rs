@@ -162,6 +162,23 @@ pub struct Metrics {
     pub in_flight: AtomicU64,
 }
 
+/// Counts a call in flight for as long as it lives, so that a caller that
+/// drops the call's future half way (a client that went away) uncounts it too.
+struct InFlight<'a>(&'a AtomicU64);
+
+impl<'a> InFlight<'a> {
+    fn enter(counter: &'a AtomicU64) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Self(counter)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// The full arguments and output of a recent call, for the console's detail view.
 #[derive(Debug, Clone)]
 pub struct CallDetail {
@@ -298,7 +315,7 @@ impl Registry {
         let clock = Instant::now();
         let metrics = &self.inner.metrics;
         metrics.calls.fetch_add(1, Ordering::Relaxed);
-        metrics.in_flight.fetch_add(1, Ordering::Relaxed);
+        let in_flight = InFlight::enter(&metrics.in_flight);
         let arguments = arguments.unwrap_or_default();
         let snapshot = self.inner.live.load();
         let found = snapshot.tool(tool).cloned();
@@ -328,7 +345,7 @@ impl Registry {
                 }
             },
         };
-        metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
+        drop(in_flight);
         if output.is_err() {
             metrics.errors.fetch_add(1, Ordering::Relaxed);
         }

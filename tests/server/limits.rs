@@ -281,3 +281,25 @@ async fn plugins_reach_no_host_and_no_file_unless_granted() {
     assert!(refused.contains("cannot read /etc/passwd"), "{refused}");
     client.cancel().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_call_its_caller_drops_is_no_longer_counted_in_flight() {
+    use std::future::Future;
+    use std::task::Poll;
+    use wasimancer::events::CallSource;
+
+    let server = TestServer::start(ALL_PLUGINS).await;
+    let registry = server.server.registry.clone();
+    let in_flight = || registry.metrics().in_flight.load(Ordering::Relaxed);
+    // Poll the call once: it is counted and waits for its plugin, as a
+    // request's future does when its client disconnects.
+    let mut spin = Box::pin(registry.call(CallSource::Cli, "spin", None));
+    std::future::poll_fn(|cx| {
+        assert!(spin.as_mut().poll(cx).is_pending());
+        Poll::Ready(())
+    })
+    .await;
+    assert_eq!(in_flight(), 1);
+    drop(spin);
+    assert_eq!(in_flight(), 0, "the dropped call is still counted");
+}
