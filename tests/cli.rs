@@ -57,17 +57,8 @@ fn plugins_folder(yaml: &str) -> tempfile::TempDir {
     dir
 }
 
-const HELLO: &str = "plugins:
-  - name: hello
-    path: hello/hello.wasm
-    wasi: false
-    functions:
-      - displayName: say hello
-        function: say_hello
-        arguments:
-          - name: name
-            type: string
-";
+/// plugins.yml with only the hello plugin.
+const HELLO: &str = include_str!("fixtures/hello.yml");
 
 #[test]
 fn check_reports_every_sample_plugin_ready() {

@@ -695,7 +695,7 @@ async fn update_replaces_the_module_and_list_shows_the_state() {
     assert_eq!(plugins[1]["state"], "failed");
     let error = plugins[1]["error"].as_str().unwrap();
     assert!(
-        error.contains("line 12") && error.contains("does not exist"),
+        error.contains("line 11") && error.contains("does not exist"),
         "{error}"
     );
     assert_eq!(plugins[2]["version"], "1.0.0");

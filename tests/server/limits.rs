@@ -207,38 +207,7 @@ async fn a_call_that_finds_every_instance_busy_is_refused_after_the_queue_timeou
 }
 
 /// The sandbox plugin twice: without grants, and with a host and a folder.
-const SANDBOX: &str = r#"
-plugins:
-  - name: closed
-    path: sandbox/sandbox.wasm
-    functions:
-      - displayName: fetch_closed
-        function: fetch
-        arguments:
-          - name: url
-            type: string
-      - displayName: read_closed
-        function: read_file
-        arguments:
-          - name: path
-            type: string
-  - name: open
-    path: sandbox/sandbox.wasm
-    allowed_hosts: [127.0.0.1]
-    allowed_paths:
-      "ro:data": /data
-    functions:
-      - displayName: fetch_open
-        function: fetch
-        arguments:
-          - name: url
-            type: string
-      - displayName: read_open
-        function: read_file
-        arguments:
-          - name: path
-            type: string
-"#;
+const SANDBOX: &str = include_str!("../fixtures/sandbox.yml");
 
 #[tokio::test]
 async fn plugins_reach_no_host_and_no_file_unless_granted() {
