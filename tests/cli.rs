@@ -81,7 +81,7 @@ fn check_names_the_line_and_key_of_a_typo() {
         run(wasimancer(&["check"]).env("PLUGINS_PATH", folder.path().join("plugins")));
     assert!(!ok);
     assert!(stdout.contains("plugins.yml line 5"), "{stdout}");
-    assert!(stdout.contains("unknown field `timeout`"), "{stdout}");
+    assert!(stdout.contains("unknown key `timeout`"), "{stdout}");
     assert!(stdout.contains("did you mean `timeout_ms`?"), "{stdout}");
 }
 

@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 
 pub use diagnostics::{CatalogError, Problem};
 pub use path::normalize_relative;
-pub use source_map::SourceMap;
+pub use source_map::{Entry, SourceMap};
 pub use types::{
     ArgumentSpec, ArgumentType, Catalog, DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_MS, FunctionSpec,
     PluginSpec, tool_name,
@@ -59,9 +59,8 @@ impl CatalogFile {
         let catalog: Catalog = if text.trim().is_empty() {
             Catalog::default()
         } else {
-            serde_yaml::from_str(text).map_err(|error| CatalogError::Invalid {
-                problems: vec![diagnostics::syntax_problem(path, text, &error)],
-            })?
+            diagnostics::read(path, text, &source)
+                .map_err(|problems| CatalogError::Invalid { problems })?
         };
         let file = Self {
             path: path.to_path_buf(),
@@ -102,28 +101,12 @@ impl CatalogFile {
         Ok(file)
     }
 
-    /// A problem about `plugins[index]`, pointing at `key` in it.
-    pub fn plugin_problem(&self, index: usize, key: &str, message: impl Into<String>) -> Problem {
+    /// A problem about `key` in `entry`, at the key's line (or the entry's).
+    fn problem(&self, entry: Entry, key: &str, message: impl Into<String>) -> Problem {
         Problem {
             file: self.path.clone(),
-            line: self.source.plugin_key(index, key),
-            key: format!("plugins[{index}].{key}"),
-            message: message.into(),
-        }
-    }
-
-    /// A problem about `plugins[plugin].functions[function]`, pointing at `key` in it.
-    pub fn function_problem(
-        &self,
-        plugin: usize,
-        function: usize,
-        key: &str,
-        message: impl Into<String>,
-    ) -> Problem {
-        Problem {
-            file: self.path.clone(),
-            line: self.source.function_key(plugin, function, key),
-            key: format!("plugins[{plugin}].functions[{function}].{key}"),
+            line: self.source.key_or_entry(entry, key),
+            key: entry.key_path(key),
             message: message.into(),
         }
     }

@@ -283,33 +283,55 @@ fn is_true(value: &bool) -> bool {
 }
 
 /// A YAML scalar of any kind as text (`version: 1.0` is a float to YAML).
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Scalar {
-    Text(String),
-    Integer(i64),
-    Float(f64),
-    Bool(bool),
-}
+struct Scalar(String);
 
-impl From<Scalar> for String {
-    fn from(value: Scalar) -> Self {
-        match value {
-            Scalar::Text(text) => text,
-            Scalar::Integer(n) => n.to_string(),
-            Scalar::Float(n) => n.to_string(),
-            Scalar::Bool(b) => b.to_string(),
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Text;
+
+        impl de::Visitor<'_> for Text {
+            type Value = Scalar;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("text, a number or a boolean")
+            }
+
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Scalar, E> {
+                Ok(Scalar(text.to_string()))
+            }
+
+            fn visit_string<E: de::Error>(self, text: String) -> Result<Scalar, E> {
+                Ok(Scalar(text))
+            }
+
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<Scalar, E> {
+                Ok(Scalar(n.to_string()))
+            }
+
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<Scalar, E> {
+                Ok(Scalar(n.to_string()))
+            }
+
+            fn visit_f64<E: de::Error>(self, n: f64) -> Result<Scalar, E> {
+                Ok(Scalar(n.to_string()))
+            }
+
+            fn visit_bool<E: de::Error>(self, b: bool) -> Result<Scalar, E> {
+                Ok(Scalar(b.to_string()))
+            }
         }
+
+        deserializer.deserialize_any(Text)
     }
 }
 
 fn optional_scalar<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    Ok(Option::<Scalar>::deserialize(d)?.map(String::from))
+    Ok(Option::<Scalar>::deserialize(d)?.map(|scalar| scalar.0))
 }
 
 fn scalar_map<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
     let map = Option::<BTreeMap<String, Scalar>>::deserialize(d)?.unwrap_or_default();
-    Ok(map.into_iter().map(|(k, v)| (k, v.into())).collect())
+    Ok(map.into_iter().map(|(k, v)| (k, v.0)).collect())
 }
 
 fn relative_path<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use super::types::MAX_NAME_LEN;
-use super::{CatalogFile, FunctionSpec, Problem};
+use super::{CatalogFile, Entry, FunctionSpec, Problem};
 
 impl CatalogFile {
     /// Checks that need more than one value at a time.
@@ -14,10 +14,10 @@ impl CatalogFile {
         let mut tool_names: HashMap<String, (usize, String)> = HashMap::new();
         for (p, plugin) in self.catalog.plugins.iter().enumerate() {
             if let Err(message) = check_name(&plugin.name) {
-                problems.push(self.plugin_problem(p, "name", message));
+                problems.push(self.problem(Entry::Plugin(p), "name", message));
             } else if let Some(first) = plugin_names.insert(&plugin.name, p) {
-                problems.push(self.plugin_problem(
-                    p,
+                problems.push(self.problem(
+                    Entry::Plugin(p),
                     "name",
                     format!(
                         "plugin name `{}` is already used by plugins[{first}]; plugin names must be unique",
@@ -26,8 +26,8 @@ impl CatalogFile {
                 ));
             }
             if plugin.functions.is_empty() {
-                problems.push(self.plugin_problem(
-                    p,
+                problems.push(self.problem(
+                    Entry::Plugin(p),
                     "functions",
                     "a plugin needs at least one function to serve as a tool",
                 ));
@@ -48,18 +48,16 @@ impl CatalogFile {
         problems: &mut Vec<Problem>,
     ) {
         if function.function.trim().is_empty() {
-            problems.push(self.function_problem(
-                p,
-                f,
+            problems.push(self.problem(
+                Entry::Function(p, f),
                 "function",
                 "the exported function name is empty",
             ));
         }
         let tool = function.tool_name();
         if tool.is_empty() || tool.chars().all(|c| c == '_') {
-            problems.push(self.function_problem(
-                p,
-                f,
+            problems.push(self.problem(
+                Entry::Function(p, f),
                 "displayName",
                 format!(
                     "`{}` gives no usable tool name; use letters, digits, `_`, `-` or `.`",
@@ -69,9 +67,8 @@ impl CatalogFile {
         } else if let Some((other, other_title)) =
             tool_names.insert(tool.clone(), (p, function.title().to_string()))
         {
-            problems.push(self.function_problem(
-                p,
-                f,
+            problems.push(self.problem(
+                Entry::Function(p, f),
                 "displayName",
                 format!(
                     "tool name `{tool}` is already taken by `{other_title}` in plugin `{}`; give one of them another displayName",
@@ -82,7 +79,7 @@ impl CatalogFile {
         let mut seen = HashMap::new();
         for (a, argument) in function.arguments.iter().enumerate() {
             let key = format!("plugins[{p}].functions[{f}].arguments[{a}].name");
-            let line = self.source.argument(p, f, a);
+            let line = self.source.entry(Entry::Argument(p, f, a));
             let message = if argument.name.is_empty() {
                 Some("an argument needs a name".to_string())
             } else {
