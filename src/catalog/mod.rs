@@ -28,7 +28,7 @@ mod validation;
 use std::path::{Path, PathBuf};
 
 pub use diagnostics::{CatalogError, Problem};
-pub use path::normalize_relative;
+pub use path::{PathError, RelativePath};
 pub use source_map::{Entry, SourceMap};
 pub use types::{
     ArgumentSpec, ArgumentType, Catalog, DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_MS, FunctionSpec,
@@ -126,7 +126,7 @@ mod tests {
         let plugin = &file.catalog.plugins[0];
         assert_eq!(plugin.name, "roll dice");
         assert_eq!(
-            plugin.relative_path(),
+            plugin.module().unwrap().as_path(),
             Path::new("roll-dice/wasimancer-plugin-roll-dice.wasm")
         );
         assert_eq!(plugin.version.as_deref(), Some("1.0.0"));

@@ -4,12 +4,11 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::PathBuf;
 
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 
-use super::path::normalize_relative;
+use super::path::{PathError, RelativePath};
 
 /// How long one call may run when `timeout_ms` is not set.
 pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;
@@ -219,9 +218,10 @@ impl PluginSpec {
         self.memory_mb.unwrap_or(DEFAULT_MEMORY_MB)
     }
 
-    /// The module path below the plugins folder, without WASImancer's leading `/` or `./`.
-    pub fn relative_path(&self) -> PathBuf {
-        normalize_relative(&self.path).unwrap_or_default()
+    /// The module's path below the plugins folder (checked when the entry
+    /// was read; an entry built in code may still hold a bad one).
+    pub fn module(&self) -> Result<RelativePath, PathError> {
+        RelativePath::new(&self.path)
     }
 }
 
@@ -336,7 +336,7 @@ fn scalar_map<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String
 
 fn relative_path<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     let path = String::deserialize(d)?;
-    normalize_relative(&path).map_err(de::Error::custom)?;
+    RelativePath::new(&path).map_err(de::Error::custom)?;
     Ok(path)
 }
 
@@ -344,7 +344,7 @@ fn allowed_paths<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Str
     let map = Option::<BTreeMap<String, String>>::deserialize(d)?.unwrap_or_default();
     for (host, guest) in &map {
         let folder = host.strip_prefix("ro:").unwrap_or(host);
-        normalize_relative(folder).map_err(|e| {
+        RelativePath::new(folder).map_err(|e| {
             de::Error::custom(format!(
                 "allowed_paths: {e} (host folders are relative to the plugins folder)"
             ))

@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 
 use super::AdminOptions;
 use super::guard::{BearerAuth, require_bearer};
-use crate::catalog::{PluginSpec, normalize_relative};
+use crate::catalog::{PluginSpec, RelativePath};
 use crate::registry::{ChangeError, Edited, PluginEntry, Registry};
 
 /// Why the admin API cannot start.
@@ -197,47 +197,48 @@ impl AdminState {
         if let Some((Some(name), _)) = &form.module {
             check_file_name(name)?;
         }
-        let declared = normalize_relative(&form.spec.path).map_err(AdminError::bad_request)?;
-        let file_name = declared
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let relative = match dir {
-            Some(dir) => self.dir_in_plugins(dir)?.join(&file_name),
+        let declared = form.spec.module().map_err(bad_path)?;
+        let module = match dir {
+            Some(dir) => declared.file_in(self.dir_in_plugins(dir)?.as_ref()),
             None => declared,
         };
-        check_module_path(&relative)?;
-        if !relative.starts_with(&self.upload_folder) {
+        check_module_path(module.as_path())?;
+        if !module.as_path().starts_with(&self.upload_folder) {
             return Err(AdminError::bad_request(format!(
-                "path `{}` is outside the upload folder `{}/`; put uploaded modules there",
-                relative.display(),
+                "path `{module}` is outside the upload folder `{}/`; put uploaded modules there",
                 self.upload_folder.display()
             )));
         }
-        form.spec.path = relative.to_string_lossy().into_owned();
+        form.spec.path = module.to_string();
         Ok(())
     }
 
     /// `dir` as a folder of the plugins folder. WASImancer's scripts name it
     /// from the working directory (`./plugins/bucket`), so a leading plugins
     /// folder name is dropped.
-    fn dir_in_plugins(&self, dir: &str) -> Result<PathBuf, AdminError> {
-        let mut relative =
-            normalize_relative(dir).map_err(|e| AdminError::bad_request(format!("`dir`: {e}")))?;
-        if let Some(plugins_name) = self.plugins_dir.file_name()
-            && let Ok(rest) = relative.strip_prefix(plugins_name)
-        {
-            relative = rest.to_path_buf();
+    /// `None` is the plugins folder itself.
+    fn dir_in_plugins(&self, dir: &str) -> Result<Option<RelativePath>, AdminError> {
+        let dir =
+            RelativePath::new(dir).map_err(|e| AdminError::bad_request(format!("`dir`: {e}")))?;
+        match self.plugins_dir.file_name() {
+            Some(plugins_name) if dir.as_path().starts_with(plugins_name) => {
+                Ok(dir.strip_prefix(Path::new(plugins_name)))
+            }
+            _ => Ok(Some(dir)),
         }
-        Ok(relative)
     }
 
-    /// Whether a module file is one this API put there (and may delete).
-    fn owns(&self, path: &Path) -> bool {
-        path.parent()
-            .and_then(|parent| std::fs::canonicalize(parent).ok())
-            .is_some_and(|parent| parent.starts_with(&self.upload_root))
+    /// Whether a module file is one this API put there (and may delete): in
+    /// the upload folder, and still there with links followed.
+    fn owns(&self, module: &RelativePath) -> bool {
+        module
+            .strip_prefix(&self.upload_folder)
+            .is_some_and(|inside| inside.resolve(&self.upload_root).is_ok())
     }
+}
+
+fn bad_path(error: crate::catalog::PathError) -> AdminError {
+    AdminError::bad_request(error.to_string())
 }
 
 /// The client's file name: a plain name ending in `.wasm`.
@@ -307,7 +308,7 @@ async fn update(
     let mut form = receive(&state, query, multipart).await?;
     // Without a file, the entry changes and the module on disk is reused.
     let bytes = form.module.take().map(|(_, bytes)| bytes);
-    let owns = |path: &Path| state.owns(path);
+    let owns = |module: &RelativePath| state.owns(module);
     let edited = state
         .registry
         .replace_plugin(form.spec.clone(), bytes, "admin API", &owns)
@@ -330,7 +331,7 @@ async fn remove(
     State(state): State<AdminState>,
     axum::extract::Path(name): axum::extract::Path<String>,
 ) -> Result<Json<Value>, AdminError> {
-    let owns = |path: &Path| state.owns(path);
+    let owns = |module: &RelativePath| state.owns(module);
     let edited = state
         .registry
         .remove_plugin(&name, "admin API", &owns)

@@ -15,13 +15,13 @@ use std::sync::Arc;
 use super::changes::{ChangeError, ChangeReport, PluginChange};
 use super::{PluginEntry, Registry};
 use crate::atomic_file;
-use crate::catalog::{Catalog, CatalogError, CatalogFile, PluginSpec};
+use crate::catalog::{Catalog, CatalogError, CatalogFile, PathError, PluginSpec, RelativePath};
 use crate::events::Change;
-use crate::runtime::{LoadedPlugin, module_path_of};
+use crate::runtime::LoadedPlugin;
 
 /// What the caller may delete: module files it owns (the admin API owns the
 /// files in its upload folder, not the ones an operator put there by hand).
-pub type OwnsFile<'a> = &'a (dyn Fn(&Path) -> bool + Sync);
+pub type OwnsFile<'a> = &'a (dyn Fn(&RelativePath) -> bool + Sync);
 
 /// The result of an edit: the report, and where the module is.
 #[derive(Debug)]
@@ -106,7 +106,7 @@ impl Registry {
         };
         let mut catalog = current.catalog.clone();
         let removed = catalog.plugins.remove(index);
-        let module_path = self.module_path(&removed);
+        let module = removed.module().map_err(path_error)?;
         let (file, text) = CatalogFile::render(self.catalog_path(), catalog.clone())
             .map_err(ChangeError::Catalog)?;
         self.write_catalog(&text)?;
@@ -118,11 +118,9 @@ impl Registry {
             .cloned()
             .collect();
         self.publish(Arc::new(file), entries, true);
-        let still_used = catalog
-            .plugins
-            .iter()
-            .any(|p| self.module_path(p) == module_path);
-        let module_deleted = !still_used && owns(&module_path) && self.delete_module(&module_path);
+        let module_deleted =
+            !uses(&catalog, &module) && owns(&module) && self.delete_module(&module);
+        let module_path = module.in_folder(self.plugins_dir());
         let report = ChangeReport {
             changes: vec![PluginChange {
                 plugin: name.to_string(),
@@ -156,8 +154,8 @@ impl Registry {
         }
     }
 
-    fn module_path(&self, spec: &PluginSpec) -> PathBuf {
-        module_path_of(spec, &self.inner.options.runtime.plugins_dir)
+    fn plugins_dir(&self) -> &Path {
+        &self.inner.options.runtime.plugins_dir
     }
 
     /// Check `catalog` (with `spec` in it) and the module, then write the
@@ -168,7 +166,7 @@ impl Registry {
         current: CatalogFile,
         catalog: Catalog,
         spec: &PluginSpec,
-        module: Option<Vec<u8>>,
+        bytes: Option<Vec<u8>>,
         change: Change,
         origin: &str,
         owns: OwnsFile<'_>,
@@ -180,18 +178,20 @@ impl Registry {
                 other => ChangeError::Catalog(other),
             },
         )?;
-        let target = self.module_path(spec);
+        let module = spec.module().map_err(path_error)?;
         if let Some(other) = catalog
             .plugins
             .iter()
-            .find(|p| p.name != spec.name && self.module_path(p) == target)
+            .find(|p| p.name != spec.name && p.module().is_ok_and(|m| m == module))
         {
             return Err(ChangeError::Conflict(format!(
                 "path `{}` is the module of plugin `{}`; choose another path",
                 spec.path, other.name
             )));
         }
-        let bytes = match module {
+        // Nothing is read or written through a link that leaves the folder.
+        let target = module.resolve(self.plugins_dir()).map_err(path_error)?;
+        let bytes = match bytes {
             Some(bytes) => bytes,
             None => std::fs::read(&target).map_err(|_| {
                 ChangeError::Module(format!(
@@ -214,32 +214,30 @@ impl Registry {
             .map_err(|error| ChangeError::Module(error.to_string()))?
         };
         let previous_bytes = std::fs::read(&target).ok();
-        let previous_path = current
+        let previous_module = current
             .catalog
             .plugins
             .iter()
             .find(|p| p.name == spec.name)
-            .map(|p| self.module_path(p));
-        self.write_module(&target, &bytes)?;
+            .and_then(|p| p.module().ok());
+        write_module(&target, &bytes)?;
         if let Err(error) = self.write_catalog(&text) {
-            {
-                // Leave the folder as it was.
-                match &previous_bytes {
-                    Some(old) => {
-                        let _ = atomic_file::write(&target, old);
-                    }
-                    None => {
-                        self.delete_module(&target);
-                    }
+            // Leave the folder as it was.
+            match &previous_bytes {
+                Some(old) => {
+                    let _ = atomic_file::write(&target, old);
                 }
-                return Err(error);
+                None => {
+                    self.delete_module(&module);
+                }
             }
+            return Err(error);
         }
         // A replaced plugin that moved leaves its old module behind; delete
         // it if it is ours and nothing else uses it.
-        if let Some(old) = previous_path
-            && old != target
-            && !catalog.plugins.iter().any(|p| self.module_path(p) == old)
+        if let Some(old) = previous_module
+            && old != module
+            && !uses(&catalog, &old)
             && owns(&old)
         {
             self.delete_module(&old);
@@ -283,39 +281,11 @@ impl Registry {
         })
     }
 
-    /// Whether the folder `path` is in resolves (links followed) inside the
-    /// plugins folder: nothing is written or deleted anywhere else.
-    fn in_plugins_folder(&self, path: &Path) -> bool {
-        let plugins_dir = &self.inner.options.runtime.plugins_dir;
-        match (
-            path.parent().map(std::fs::canonicalize),
-            std::fs::canonicalize(plugins_dir),
-        ) {
-            (Some(Ok(parent)), Ok(root)) => parent.starts_with(root),
-            _ => false,
-        }
-    }
-
-    fn delete_module(&self, path: &Path) -> bool {
-        self.in_plugins_folder(path) && std::fs::remove_file(path).is_ok()
-    }
-
-    fn write_module(&self, target: &Path, bytes: &[u8]) -> Result<(), ChangeError> {
-        let write = || -> std::io::Result<()> {
-            if let Some(parent) = target.parent() {
-                std::fs::create_dir_all(parent)?;
-            }
-            if !self.in_plugins_folder(target) {
-                return Err(std::io::Error::other(
-                    "the folder leads outside the plugins folder (a symbolic link?)",
-                ));
-            }
-            atomic_file::write(target, bytes)
-        };
-        write().map_err(|source| ChangeError::Write {
-            path: target.to_path_buf(),
-            source,
-        })
+    /// Delete the file of `module`, if it resolves inside the plugins folder.
+    fn delete_module(&self, module: &RelativePath) -> bool {
+        module
+            .resolve(self.plugins_dir())
+            .is_ok_and(|path| std::fs::remove_file(path).is_ok())
     }
 
     /// Write `text`, made by [`CatalogFile::render`], as plugins.yml.
@@ -325,6 +295,37 @@ impl Registry {
             path: path.to_path_buf(),
             source,
         })
+    }
+}
+
+/// Write a module at `target`, a path [`RelativePath::resolve`] checked.
+fn write_module(target: &Path, bytes: &[u8]) -> Result<(), ChangeError> {
+    let write = || -> std::io::Result<()> {
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        atomic_file::write(target, bytes)
+    };
+    write().map_err(|source| ChangeError::Write {
+        path: target.to_path_buf(),
+        source,
+    })
+}
+
+/// Whether a plugin of `catalog` has its module at `module`.
+fn uses(catalog: &Catalog, module: &RelativePath) -> bool {
+    catalog
+        .plugins
+        .iter()
+        .any(|p| p.module().is_ok_and(|m| m == *module))
+}
+
+/// A module path that cannot be used: a conflict the client can fix by
+/// choosing another path, or a file system error.
+fn path_error(error: PathError) -> ChangeError {
+    match error {
+        PathError::Io { path, source } => ChangeError::Write { path, source },
+        other => ChangeError::Conflict(other.to_string()),
     }
 }
 

@@ -640,6 +640,29 @@ async fn refused_requests_change_nothing_on_disk_or_in_the_server() {
 }
 
 #[tokio::test]
+async fn nothing_is_written_through_a_link_that_leaves_the_plugins_folder() {
+    let server = TestServer::start_in_copy(HELLO, |_| {}).await;
+    let outside = tempfile::tempdir().unwrap();
+    let bucket = server.root().join("plugins/bucket");
+    std::os::unix::fs::symlink(outside.path(), bucket.join("escape")).unwrap();
+    let admin = Admin::new(&server);
+    let (status, body) = admin
+        .upload(
+            "/upload-plugin",
+            Some(("greeter.wasm", hello_wasm())),
+            Some(greeter("bucket/escape/sub/greeter.wasm").to_string()),
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body.to_string().contains("outside the plugins folder"),
+        "{body}"
+    );
+    let created: Vec<_> = std::fs::read_dir(outside.path()).unwrap().collect();
+    assert!(created.is_empty(), "written outside: {created:?}");
+}
+
+#[tokio::test]
 async fn update_replaces_the_module_and_list_shows_the_state() {
     let yaml = format!(
         "{HELLO}  - name: broken\n    path: gone/gone.wasm\n    functions:\n      - function: nothing\n"
