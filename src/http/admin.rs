@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use super::AdminOptions;
 use super::guard::{BearerAuth, require_bearer};
 use crate::catalog::{PluginSpec, RelativePath};
-use crate::registry::{ChangeError, Edited, PluginEntry, Registry};
+use crate::registry::{ChangeError, Edited, OwnsFile, PluginEntry, Registry};
 
 /// Why the admin API cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -120,6 +120,7 @@ impl From<ChangeError> for AdminError {
             ChangeError::Catalog(_) | ChangeError::Write { .. } => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
+            ChangeError::Interrupted => StatusCode::SERVICE_UNAVAILABLE,
         };
         Self {
             status,
@@ -228,6 +229,12 @@ impl AdminState {
         }
     }
 
+    /// [`AdminState::owns`] for the registry, which decides on a thread of its own.
+    fn owns_file(&self) -> OwnsFile {
+        let state = self.clone();
+        Arc::new(move |module| state.owns(module))
+    }
+
     /// Whether a module file is one this API put there (and may delete): in
     /// the upload folder, and still there with links followed.
     fn owns(&self, module: &RelativePath) -> bool {
@@ -308,10 +315,9 @@ async fn update(
     let mut form = receive(&state, query, multipart).await?;
     // Without a file, the entry changes and the module on disk is reused.
     let bytes = form.module.take().map(|(_, bytes)| bytes);
-    let owns = |module: &RelativePath| state.owns(module);
     let edited = state
         .registry
-        .replace_plugin(form.spec.clone(), bytes, "admin API", &owns)
+        .replace_plugin(form.spec.clone(), bytes, "admin API", state.owns_file())
         .await?;
     Ok(Json(uploaded(&state, &form, &edited)))
 }
@@ -331,10 +337,9 @@ async fn remove(
     State(state): State<AdminState>,
     axum::extract::Path(name): axum::extract::Path<String>,
 ) -> Result<Json<Value>, AdminError> {
-    let owns = |module: &RelativePath| state.owns(module);
     let edited = state
         .registry
-        .remove_plugin(&name, "admin API", &owns)
+        .remove_plugin(&name, "admin API", state.owns_file())
         .await?;
     Ok(Json(json!({
         "message": "Plugin removed successfully",

@@ -6,8 +6,10 @@
 //! functions found. Then the module is written, then plugins.yml (with a
 //! `.bak`), both atomically, and the new snapshot is published. If writing
 //! plugins.yml fails, the module file is put back as it was. All of it runs
-//! under the change lock, so two requests at once never lose each other's
-//! change.
+//! on a blocking thread under the change lock (see `Registry::changing`), so
+//! two requests at once never lose each other's change, no async worker waits
+//! on the disk, and a client that goes away mid-change does not stop it half
+//! way.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,7 +23,7 @@ use crate::runtime::LoadedPlugin;
 
 /// What the caller may delete: module files it owns (the admin API owns the
 /// files in its upload folder, not the ones an operator put there by hand).
-pub type OwnsFile<'a> = &'a (dyn Fn(&RelativePath) -> bool + Sync);
+pub type OwnsFile = Arc<dyn Fn(&RelativePath) -> bool + Send + Sync>;
 
 /// The result of an edit: the report, and where the module is.
 #[derive(Debug)]
@@ -41,7 +43,17 @@ impl Registry {
         module: Option<Vec<u8>>,
         origin: &str,
     ) -> Result<Edited, ChangeError> {
-        let _guard = self.inner.change_lock.lock().await;
+        let origin = origin.to_string();
+        self.changing(move |registry| registry.add_plugin_now(spec, module, &origin))
+            .await?
+    }
+
+    fn add_plugin_now(
+        &self,
+        spec: PluginSpec,
+        module: Option<Vec<u8>>,
+        origin: &str,
+    ) -> Result<Edited, ChangeError> {
         let current = self.read_catalog()?;
         if current.catalog.position(&spec.name).is_some() {
             return Err(ChangeError::Conflict(format!(
@@ -60,7 +72,6 @@ impl Registry {
             origin,
             &|_| false,
         )
-        .await
     }
 
     /// Replace an existing plugin's entry and (if given) its module. Calls
@@ -70,9 +81,20 @@ impl Registry {
         spec: PluginSpec,
         module: Option<Vec<u8>>,
         origin: &str,
-        owns: OwnsFile<'_>,
+        owns: OwnsFile,
     ) -> Result<Edited, ChangeError> {
-        let _guard = self.inner.change_lock.lock().await;
+        let origin = origin.to_string();
+        self.changing(move |registry| registry.replace_plugin_now(spec, module, &origin, &*owns))
+            .await?
+    }
+
+    fn replace_plugin_now(
+        &self,
+        spec: PluginSpec,
+        module: Option<Vec<u8>>,
+        origin: &str,
+        owns: &dyn Fn(&RelativePath) -> bool,
+    ) -> Result<Edited, ChangeError> {
         let current = self.read_catalog()?;
         let Some(index) = current.catalog.position(&spec.name) else {
             return Err(self.unknown(&spec.name));
@@ -88,7 +110,6 @@ impl Registry {
             origin,
             owns,
         )
-        .await
     }
 
     /// Remove a plugin: from plugins.yml, from the served tools, and its
@@ -97,9 +118,19 @@ impl Registry {
         &self,
         name: &str,
         origin: &str,
-        owns: OwnsFile<'_>,
+        owns: OwnsFile,
     ) -> Result<Edited, ChangeError> {
-        let _guard = self.inner.change_lock.lock().await;
+        let (name, origin) = (name.to_string(), origin.to_string());
+        self.changing(move |registry| registry.remove_plugin_now(&name, &origin, &*owns))
+            .await?
+    }
+
+    fn remove_plugin_now(
+        &self,
+        name: &str,
+        origin: &str,
+        owns: &dyn Fn(&RelativePath) -> bool,
+    ) -> Result<Edited, ChangeError> {
         let current = self.read_catalog()?;
         let Some(index) = current.catalog.position(name) else {
             return Err(self.unknown(name));
@@ -161,7 +192,7 @@ impl Registry {
     /// Check `catalog` (with `spec` in it) and the module, then write the
     /// module and plugins.yml and publish.
     #[allow(clippy::too_many_arguments)]
-    async fn write_and_publish(
+    fn write_and_publish(
         &self,
         current: CatalogFile,
         catalog: Catalog,
@@ -169,7 +200,7 @@ impl Registry {
         bytes: Option<Vec<u8>>,
         change: Change,
         origin: &str,
-        owns: OwnsFile<'_>,
+        owns: &dyn Fn(&RelativePath) -> bool,
     ) -> Result<Edited, ChangeError> {
         // The whole catalog must stay valid: unique names, unique tool names.
         let (file, text) = CatalogFile::render(self.catalog_path(), catalog.clone()).map_err(
@@ -201,18 +232,9 @@ impl Registry {
             })?,
         };
         // Compile and check before anything is written.
-        let loaded = {
-            let spec = spec.clone();
-            let target = target.clone();
-            let settings = self.inner.options.runtime.clone();
-            let bytes = bytes.clone();
-            tokio::task::spawn_blocking(move || {
-                LoadedPlugin::from_bytes(&spec, target, &bytes, &settings)
-            })
-            .await
-            .map_err(|_| ChangeError::Module("the loader thread panicked".into()))?
-            .map_err(|error| ChangeError::Module(error.to_string()))?
-        };
+        let loaded =
+            LoadedPlugin::from_bytes(spec, target.clone(), &bytes, &self.inner.options.runtime)
+                .map_err(|error| ChangeError::Module(error.to_string()))?;
         let previous_bytes = std::fs::read(&target).ok();
         let previous_module = current
             .catalog

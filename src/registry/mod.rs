@@ -216,8 +216,8 @@ struct Inner {
     metrics: Metrics,
     /// Bumped when the tool list changes; MCP sessions watch it.
     tools_changed: watch::Sender<u64>,
-    /// One change to plugins at a time.
-    change_lock: tokio::sync::Mutex<()>,
+    /// One change to plugins at a time (held by the thread doing it).
+    change_lock: Arc<tokio::sync::Mutex<()>>,
     details: Option<Mutex<VecDeque<Arc<CallDetail>>>>,
 }
 
@@ -226,7 +226,15 @@ impl Registry {
     /// load is reported and skipped; a plugins.yml that cannot be read or is
     /// invalid is an error.
     pub async fn start(options: RegistryOptions, bus: EventBus) -> Result<Self, CatalogError> {
-        let catalog = CatalogFile::read(&options.catalog_path)?;
+        let path = options.catalog_path.clone();
+        let catalog = tokio::task::spawn_blocking(move || CatalogFile::read(&path))
+            .await
+            .unwrap_or_else(|_| {
+                Err(CatalogError::Read {
+                    path: options.catalog_path.clone(),
+                    source: std::io::Error::other("the reading thread stopped"),
+                })
+            })?;
         Ok(Self::with_catalog(options, bus, catalog, |spec| Some(spec.clone())).await)
     }
 
@@ -263,11 +271,13 @@ impl Registry {
                 bus,
                 metrics: Metrics::default(),
                 tools_changed: watch::channel(0).0,
-                change_lock: tokio::sync::Mutex::new(()),
+                change_lock: Arc::new(tokio::sync::Mutex::new(())),
                 details,
             }),
         };
-        registry.load_all("startup").await;
+        if let Err(error) = registry.load_all("startup").await {
+            tracing::error!(%error, "plugins not loaded");
+        }
         registry
     }
 

@@ -725,6 +725,72 @@ async fn update_replaces_the_module_and_list_shows_the_state() {
     client.cancel().await.unwrap();
 }
 
+/// An HTTP request made from a thread and runtime of its own, so that it
+/// answers even while the server's only async worker is stuck.
+fn request_from_a_thread(method: reqwest::Method, url: String) -> std::sync::mpsc::Receiver<u16> {
+    let (sender, answer) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let status = runtime.block_on(async {
+            let response = reqwest::Client::new()
+                .request(method, url)
+                .bearer_auth(ADMIN_TOKEN)
+                .send()
+                .await
+                .unwrap();
+            response.status().as_u16()
+        });
+        let _ = sender.send(status);
+    });
+    answer
+}
+
+/// plugins.yml as a named pipe: reading it blocks until this test writes it.
+/// The server has one async worker; if it read the file on that worker, it
+/// could serve nothing else until the write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_slow_plugins_yml_never_holds_up_the_async_worker() {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    let server = TestServer::start(HELLO).await;
+    let catalog = server.root().join("plugins.yml");
+    std::fs::remove_file(&catalog).unwrap();
+    let c_path = std::ffi::CString::new(catalog.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo reads a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    let reload = request_from_a_thread(reqwest::Method::POST, format!("{}/reload", server.base()));
+    // Opening the pipe to write without blocking succeeds once the reload
+    // has it open to read: from then on the reload waits for our write.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut pipe = loop {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&catalog)
+        {
+            Ok(pipe) => break pipe,
+            Err(_) => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the reload never read plugins.yml"
+                );
+                std::thread::yield_now();
+            }
+        }
+    };
+    let health = request_from_a_thread(reqwest::Method::GET, format!("{}/health", server.base()));
+    let answered = health.recv_timeout(Duration::from_secs(20));
+    // Let the reload finish whatever happened.
+    pipe.write_all(HELLO.as_bytes()).unwrap();
+    drop(pipe);
+    assert_eq!(answered, Ok(200), "/health waited for the reload's read");
+    assert_eq!(reload.recv_timeout(Duration::from_secs(30)), Ok(200));
+}
+
 #[tokio::test]
 async fn reload_applies_plugins_yml_edits_and_keeps_serving_on_failure() {
     let server = TestServer::start_in_copy(HELLO, |_| {}).await;
