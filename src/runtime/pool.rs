@@ -2,19 +2,19 @@
 //!
 //! `extism::Plugin::call` takes `&mut self`, so an instance serves one call at
 //! a time; the pool holds `instances` of them so that calls run in parallel.
-//! A semaphore counts the idle instances: a call waits for one at most the
-//! queue timeout and is then refused as busy, so the queue never grows
-//! without bound. Plugin code runs on a blocking thread, and the instance is
-//! returned to the pool by that thread, so a caller that goes away (a client
-//! that disconnects) never loses an instance.
+//! The idle instances wait in a channel, which is the only record of what is
+//! free: a call takes one, waiting at most the queue timeout before it is
+//! refused as busy, so the queue never grows without bound. Plugin code runs
+//! on a blocking thread, and that thread puts the instance back, so a caller
+//! that goes away (a client that disconnects) never loses an instance.
 
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use extism::{CompiledPlugin, Plugin};
-use tokio::sync::Semaphore;
+use tokio::sync::{Mutex, mpsc};
 
 use super::failure::{CallFailure, FailureKind};
 
@@ -141,13 +141,6 @@ fn classify(
     (failure, true)
 }
 
-/// The idle list stays consistent even if a thread panicked while holding
-/// it: pushing and popping cannot leave it half-changed.
-fn lock(idle: &Mutex<Vec<Slot>>) -> std::sync::MutexGuard<'_, Vec<Slot>> {
-    idle.lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or(text)
 }
@@ -165,8 +158,12 @@ pub(crate) struct InstancePool {
 }
 
 struct PoolInner {
-    idle: Mutex<Vec<Slot>>,
-    permits: Arc<Semaphore>,
+    /// Where idle instances wait. The channel holds room for every instance,
+    /// so putting one back never waits or fails while the pool exists.
+    give_back: mpsc::Sender<Slot>,
+    /// Callers wait for the receiver in turn (the mutex is fair), then for
+    /// an instance.
+    idle: Mutex<mpsc::Receiver<Slot>>,
     running: AtomicU32,
     limits: Limits,
     queue_timeout: Duration,
@@ -175,10 +172,15 @@ struct PoolInner {
 impl InstancePool {
     pub fn new(slots: Vec<Slot>, limits: Limits, queue_timeout: Duration) -> Self {
         let size = slots.len();
+        let (give_back, idle) = mpsc::channel(size.max(1));
+        for slot in slots {
+            // Room for every slot: the channel was made for them.
+            let _ = give_back.try_send(slot);
+        }
         Self {
             inner: Arc::new(PoolInner {
-                permits: Arc::new(Semaphore::new(size)),
-                idle: Mutex::new(slots),
+                give_back,
+                idle: Mutex::new(idle),
                 running: AtomicU32::new(0),
                 limits,
                 queue_timeout,
@@ -191,22 +193,18 @@ impl InstancePool {
         self.size
     }
 
-    /// How many instances are running a call or reserved for one right now.
+    /// How many instances are out of the pool: running a call, or about to.
     pub fn busy(&self) -> usize {
-        self.size
-            .saturating_sub(self.inner.permits.available_permits())
+        // The channel's free room is exactly the instances not in it.
+        self.inner.give_back.capacity()
     }
 
     /// Run `function` with `input` on a free instance.
     pub async fn call(&self, function: Arc<str>, input: Vec<u8>) -> PoolOutput {
         let inner = &self.inner;
-        let permit = match tokio::time::timeout(
-            inner.queue_timeout,
-            inner.permits.clone().acquire_owned(),
-        )
-        .await
-        {
-            Ok(Ok(permit)) => permit,
+        let take = async { inner.idle.lock().await.recv().await };
+        let mut slot = match tokio::time::timeout(inner.queue_timeout, take).await {
+            Ok(Some(slot)) => slot,
             _ => {
                 return PoolOutput {
                     output: Err(CallFailure::new(
@@ -224,16 +222,6 @@ impl InstancePool {
         };
         let inner = Arc::clone(inner);
         let job = move || {
-            let Some(mut slot) = lock(&inner.idle).pop() else {
-                // A permit is only handed out while a slot is idle.
-                return PoolOutput {
-                    output: Err(CallFailure::new(
-                        FailureKind::Runtime,
-                        "internal error: no idle instance behind a free permit",
-                    )),
-                    overlapping: 0,
-                };
-            };
             let overlapping = inner.running.fetch_add(1, Ordering::SeqCst) + 1;
             let output = std::panic::catch_unwind(AssertUnwindSafe(|| {
                 slot.run(&function, &input, &inner.limits)
@@ -248,8 +236,8 @@ impl InstancePool {
                 ))
             });
             inner.running.fetch_sub(1, Ordering::SeqCst);
-            lock(&inner.idle).push(slot);
-            drop(permit);
+            // Back in the channel, which has room for it.
+            let _ = inner.give_back.try_send(slot);
             PoolOutput {
                 output,
                 overlapping,

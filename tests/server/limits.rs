@@ -272,3 +272,42 @@ async fn a_call_its_caller_drops_is_no_longer_counted_in_flight() {
     drop(spin);
     assert_eq!(in_flight(), 0, "the dropped call is still counted");
 }
+
+#[tokio::test]
+async fn a_caller_that_stops_waiting_for_an_instance_takes_none_away() {
+    use std::future::Future;
+    use std::task::Poll;
+    use wasimancer::events::CallSource;
+
+    let yaml = ALL_PLUGINS.replace("instances: 4", "instances: 1");
+    let server = TestServer::start(&yaml).await;
+    let registry = server.server.registry.clone();
+    let faults = registry
+        .snapshot()
+        .plugin("faults")
+        .and_then(|p| p.serving.clone())
+        .unwrap();
+    let spinning = tokio::spawn({
+        let registry = registry.clone();
+        async move { registry.call(CallSource::Cli, "spin", None).await }
+    });
+    let deadline = SystemTime::now() + Duration::from_secs(10);
+    while faults.busy_instances() == 0 {
+        assert!(SystemTime::now() < deadline, "the spin call never started");
+        tokio::task::yield_now().await;
+    }
+    // A second call waits in the queue for the only instance; its caller
+    // gives up.
+    let mut waiting = Box::pin(registry.call(CallSource::Cli, "echo", None));
+    std::future::poll_fn(|cx| {
+        assert!(waiting.as_mut().poll(cx).is_pending());
+        Poll::Ready(())
+    })
+    .await;
+    drop(waiting);
+    assert!(spinning.await.unwrap().is_err(), "spin stops at its timeout");
+    assert_eq!(faults.busy_instances(), 0);
+    let reply = registry.call(CallSource::Cli, "echo", None).await.unwrap();
+    assert_eq!(reply.text, "{}");
+    assert_eq!(faults.busy_instances(), 0);
+}
