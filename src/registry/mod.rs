@@ -15,7 +15,7 @@ mod changes;
 mod edits;
 mod tool;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -31,6 +31,7 @@ pub use tool::Tool;
 
 use crate::catalog::{CatalogError, CatalogFile, PluginSpec};
 use crate::events::{CallEvent, CallSource, CallStatus, EventBus, ServerEvent, preview};
+use crate::ring::Ring;
 use crate::runtime::{CallFailure, FailureKind, LoadedPlugin, RuntimeSettings};
 
 /// How many finished calls keep their full arguments and output for the console.
@@ -218,7 +219,7 @@ struct Inner {
     tools_changed: watch::Sender<u64>,
     /// One change to plugins at a time (held by the thread doing it).
     change_lock: Arc<tokio::sync::Mutex<()>>,
-    details: Option<Mutex<VecDeque<Arc<CallDetail>>>>,
+    details: Option<Mutex<Ring<Arc<CallDetail>>>>,
 }
 
 impl Registry {
@@ -263,7 +264,7 @@ impl Registry {
         let snapshot = Snapshot::new(0, catalog, plugins);
         let details = options
             .keep_call_details
-            .then(|| Mutex::new(VecDeque::with_capacity(CALL_DETAILS_KEPT)));
+            .then(|| Mutex::new(Ring::new(CALL_DETAILS_KEPT)));
         let registry = Self {
             inner: Arc::new(Inner {
                 live: ArcSwap::from_pointee(snapshot),
@@ -410,10 +411,7 @@ impl Registry {
             output: output.clone().map(truncate),
         });
         if let Ok(mut details) = details.lock() {
-            if details.len() == CALL_DETAILS_KEPT {
-                details.pop_front();
-            }
-            details.push_back(detail);
+            details.push(detail);
         }
     }
 

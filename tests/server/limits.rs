@@ -305,7 +305,10 @@ async fn a_caller_that_stops_waiting_for_an_instance_takes_none_away() {
     })
     .await;
     drop(waiting);
-    assert!(spinning.await.unwrap().is_err(), "spin stops at its timeout");
+    assert!(
+        spinning.await.unwrap().is_err(),
+        "spin stops at its timeout"
+    );
     assert_eq!(faults.busy_instances(), 0);
     let reply = registry.call(CallSource::Cli, "echo", None).await.unwrap();
     assert_eq!(reply.text, "{}");
