@@ -137,6 +137,16 @@ pub struct ServeArgs {
     /// Largest request body on /mcp, in bytes.
     #[arg(long, env = "WASIMANCER_MAX_REQUEST_BYTES", default_value_t = 4 * 1024 * 1024, global = true)]
     pub max_request_bytes: usize,
+    /// An MCP session with no request for this many seconds is closed (its
+    /// client then starts a new one).
+    #[arg(
+        long,
+        env = "WASIMANCER_SESSION_IDLE_SECS",
+        default_value_t = 300,
+        value_parser = clap::value_parser!(u64).range(1..),
+        global = true
+    )]
+    pub session_idle_secs: u64,
     /// No MCP sessions: every request stands alone (for several instances behind a load balancer).
     #[arg(long, env = "WASIMANCER_STATELESS", global = true)]
     pub stateless: bool,

@@ -221,6 +221,7 @@ fn settings(
             },
             max_request_bytes: args.max_request_bytes,
             stateless: args.stateless,
+            session_idle_timeout: std::time::Duration::from_secs(args.session_idle_secs),
             admin: AdminOptions {
                 token: admin_token.0.clone(),
                 upload_dir,

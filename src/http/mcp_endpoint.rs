@@ -41,11 +41,9 @@ impl McpEndpoint {
             .with_cancellation_token(shutdown);
         let factory = move || Ok(McpHandler::new(registry.clone()));
         let sessions = (!options.stateless).then(|| {
-            StreamableHttpService::new(
-                factory.clone(),
-                Arc::new(LocalSessionManager::default()),
-                config.clone(),
-            )
+            let mut manager = LocalSessionManager::default();
+            manager.session_config.keep_alive = Some(options.session_idle_timeout);
+            StreamableHttpService::new(factory.clone(), Arc::new(manager), config.clone())
         });
         let stateless = StreamableHttpService::new(
             factory,

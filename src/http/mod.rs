@@ -29,6 +29,9 @@ pub struct HttpOptions {
     pub max_request_bytes: usize,
     /// Serve every request without sessions (for load-balanced deployments).
     pub stateless: bool,
+    /// A session with no request for this long is closed: clients that go
+    /// away without closing theirs must not hold memory forever.
+    pub session_idle_timeout: std::time::Duration,
     pub admin: AdminOptions,
 }
 
@@ -60,6 +63,7 @@ impl Default for HttpOptions {
             allow: AllowList::default(),
             max_request_bytes: 4 * 1024 * 1024,
             stateless: false,
+            session_idle_timeout: std::time::Duration::from_secs(300),
             admin: AdminOptions::default(),
         }
     }

@@ -173,3 +173,37 @@ async fn wasimancer_scripts_work_without_initialize() {
         }
     );
 }
+
+#[tokio::test]
+async fn an_abandoned_session_is_closed_after_the_idle_timeout() {
+    let server = TestServer::start_with(HELLO, |s| {
+        s.http.session_idle_timeout = std::time::Duration::from_millis(500);
+    })
+    .await;
+    let bearer = format!("Bearer {TOKEN}");
+    let response = post_mcp(
+        &server.url,
+        initialize("2025-11-25"),
+        &[("authorization", &bearer)],
+    )
+    .await;
+    let session = response.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let headers = [
+        ("authorization", bearer.as_str()),
+        ("mcp-session-id", session.as_str()),
+        ("mcp-protocol-version", "2025-11-25"),
+    ];
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string();
+    assert_eq!(
+        post_mcp(&server.url, initialized, &headers).await.status(),
+        202
+    );
+    // The client goes away without closing its session. Time passing is what
+    // is tested here: nothing to wait for but the timeout.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let late = post_mcp(&server.url, rpc(2, "ping", json!({})), &headers).await;
+    assert_eq!(late.status(), 404, "the idle session is gone");
+}
