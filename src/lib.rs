@@ -7,6 +7,8 @@ pub mod cli;
 pub mod commands;
 pub mod console;
 pub mod events;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod logging;
 pub mod mcp;

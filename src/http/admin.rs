@@ -177,21 +177,31 @@ async fn read_form(
             "the field `pluginData` is missing: send the plugins.yml entry as JSON",
         )
     })?;
-    let value: Value = serde_json::from_str(&data)
+    let (data, spec) = plugin_data(&data)?;
+    Ok(UploadForm { module, data, spec })
+}
+
+/// `pluginData`: the entry as received, and parsed.
+fn plugin_data(data: &str) -> Result<(Value, PluginSpec), AdminError> {
+    let value: Value = serde_json::from_str(data)
         .map_err(|e| AdminError::bad_request(format!("`pluginData` is not JSON: {e}")))?;
-    let spec = PluginSpec::from_json(&data).map_err(|e| {
+    let spec = PluginSpec::from_json(data).map_err(|e| {
         AdminError::bad_request(format!(
             "`pluginData` is not a valid plugins.yml entry: {e} (it needs name, path and functions)"
         ))
     })?;
-    Ok(UploadForm {
-        module,
-        data: value,
-        spec,
-    })
+    Ok((value, spec))
 }
 
-impl AdminState {
+/// Where uploaded modules may go.
+struct UploadFolder<'a> {
+    /// The plugins folder as configured (its name may start `dir`).
+    plugins_dir: &'a Path,
+    /// The upload folder, relative to the plugins folder.
+    relative: &'a Path,
+}
+
+impl UploadFolder<'_> {
     /// Check the names involved and decide where the module goes: the entry's
     /// path, or `dir` plus its file name, inside the upload folder.
     fn place(&self, form: &mut UploadForm, dir: Option<&str>) -> Result<(), AdminError> {
@@ -204,20 +214,19 @@ impl AdminState {
             None => declared,
         };
         check_module_path(module.as_path())?;
-        if !module.as_path().starts_with(&self.upload_folder) {
+        if !module.as_path().starts_with(self.relative) {
             return Err(AdminError::bad_request(format!(
                 "path `{module}` is outside the upload folder `{}/`; put uploaded modules there",
-                self.upload_folder.display()
+                self.relative.display()
             )));
         }
         form.spec.path = module.to_string();
         Ok(())
     }
 
-    /// `dir` as a folder of the plugins folder. WASImancer's scripts name it
-    /// from the working directory (`./plugins/bucket`), so a leading plugins
-    /// folder name is dropped.
-    /// `None` is the plugins folder itself.
+    /// `dir` as a folder of the plugins folder (`None`: the plugins folder
+    /// itself). WASImancer's scripts name it from the working directory
+    /// (`./plugins/bucket`), so a leading plugins folder name is dropped.
     fn dir_in_plugins(&self, dir: &str) -> Result<Option<RelativePath>, AdminError> {
         let dir =
             RelativePath::new(dir).map_err(|e| AdminError::bad_request(format!("`dir`: {e}")))?;
@@ -226,6 +235,15 @@ impl AdminState {
                 Ok(dir.strip_prefix(Path::new(plugins_name)))
             }
             _ => Ok(Some(dir)),
+        }
+    }
+}
+
+impl AdminState {
+    fn upload_folder(&self) -> UploadFolder<'_> {
+        UploadFolder {
+            plugins_dir: &self.plugins_dir,
+            relative: &self.upload_folder,
         }
     }
 
@@ -285,7 +303,9 @@ async fn receive(
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<UploadForm, AdminError> {
     let mut form = read_form(multipart).await?;
-    state.place(&mut form, query.dir.as_deref())?;
+    state
+        .upload_folder()
+        .place(&mut form, query.dir.as_deref())?;
     Ok(form)
 }
 
@@ -413,4 +433,33 @@ pub fn plugin_json(entry: &PluginEntry) -> Value {
         "busy_instances": serving.map(|s| s.busy_instances()),
         "loaded_at": serving.and_then(|s| s.loaded_at().duration_since(std::time::UNIX_EPOCH).ok()).map(|d| d.as_millis() as u64),
     })
+}
+
+/// The admin API's reading of an upload without a server, for the fuzz
+/// targets (`crate::fuzzing`): the multipart body read (or only its
+/// `pluginData`, when `form` is `Err`) and the module placed in the upload
+/// folder `upload` of `plugins_dir`. The entry as placed, or the error text.
+pub(crate) async fn receive_for_fuzzing(
+    form: Result<Result<Multipart, MultipartRejection>, &str>,
+    dir: Option<&str>,
+    plugins_dir: &Path,
+    upload: &Path,
+) -> Result<PluginSpec, String> {
+    let mut form = match form {
+        Ok(multipart) => read_form(multipart).await,
+        Err(data) => plugin_data(data).map(|(data, spec)| UploadForm {
+            module: None,
+            data,
+            spec,
+        }),
+    }
+    .map_err(|error| error.message)?;
+    let folder = UploadFolder {
+        plugins_dir,
+        relative: upload,
+    };
+    folder
+        .place(&mut form, dir)
+        .map_err(|error| error.message)?;
+    Ok(form.spec)
 }

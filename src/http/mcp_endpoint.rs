@@ -103,7 +103,7 @@ pub async fn handle(State(endpoint): State<McpEndpoint>, request: Request) -> Re
 
 /// Whether a session-less POST body starts a session: an `initialize`
 /// request, or anything we cannot read (rmcp then answers with the error).
-fn opens_session(body: &Bytes) -> bool {
+pub(crate) fn opens_session(body: &Bytes) -> bool {
     #[derive(serde::Deserialize)]
     struct Peek {
         method: Option<String>,

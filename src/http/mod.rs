@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use guard::{AllowList, BearerAuth, Token};
 pub use mcp_endpoint::McpEndpoint;
+pub(crate) use mcp_endpoint::opens_session;
 
 use crate::registry::Registry;
 

@@ -28,6 +28,7 @@ use tokio::sync::watch;
 pub use changes::{ChangeError, ChangeReport, PluginChange};
 pub use edits::{Edited, OwnsFile};
 pub use tool::Tool;
+pub(crate) use tool::plugin_input;
 
 use crate::catalog::{CatalogError, CatalogFile, PluginSpec};
 use crate::events::{CallEvent, CallSource, CallStatus, EventBus, ServerEvent, preview};

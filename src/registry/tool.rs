@@ -92,7 +92,7 @@ impl Tool {
 }
 
 /// See [`Tool::input`].
-fn plugin_input(
+pub(crate) fn plugin_input(
     tool: &str,
     declared: &[ArgumentSpec],
     arguments: &Map<String, Value>,
