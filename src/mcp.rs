@@ -5,7 +5,8 @@
 //! handler is a cheap clone of the registry handle and never loads anything.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
@@ -28,10 +29,39 @@ const SESSION_CHECK: Duration = Duration::from_secs(30);
 pub struct McpHandler {
     registry: Registry,
     info: Arc<ServerConfig>,
+    activity: Arc<Activity>,
+}
+
+/// When the session's client last asked for something.
+///
+/// rmcp closes a session that has been idle for the idle timeout, but a
+/// notification we send counts as activity to it: without this, a client
+/// that went away while plugins kept changing would leave its session alive
+/// for good. So list_changed goes only to clients heard from within the
+/// timeout; after that the session falls silent and rmcp closes it.
+struct Activity {
+    since: Instant,
+    /// Milliseconds after `since` of the last request.
+    last_ms: AtomicU64,
+    idle_timeout: Duration,
+}
+
+impl Activity {
+    fn touch(&self) {
+        let now = self.since.elapsed().as_millis() as u64;
+        self.last_ms.store(now, Ordering::Relaxed);
+    }
+
+    fn client_gone(&self) -> bool {
+        let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+        self.since.elapsed().saturating_sub(last) >= self.idle_timeout
+    }
 }
 
 impl McpHandler {
-    pub fn new(registry: Registry) -> Self {
+    /// A handler for one session, which rmcp closes after `idle_timeout`
+    /// without a request.
+    pub fn new(registry: Registry, idle_timeout: Duration) -> Self {
         let capabilities = ServerCapabilities::builder()
             .enable_tools()
             .enable_tool_list_changed()
@@ -47,6 +77,11 @@ impl McpHandler {
         Self {
             registry,
             info: Arc::new(info),
+            activity: Arc::new(Activity {
+                since: Instant::now(),
+                last_ms: AtomicU64::new(0),
+                idle_timeout,
+            }),
         }
     }
 }
@@ -93,6 +128,7 @@ impl ServerHandler for McpHandler {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
+        self.activity.touch();
         let snapshot = self.registry.snapshot();
         let tools = snapshot.tools.iter().map(|t| mcp_tool(t)).collect();
         Ok(ListToolsResult::with_all_items(tools))
@@ -103,6 +139,7 @@ impl ServerHandler for McpHandler {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        self.activity.touch();
         let source = call_source(&context);
         match self
             .registry
@@ -121,17 +158,24 @@ impl ServerHandler for McpHandler {
         }
     }
 
+    async fn ping(&self, _context: RequestContext<RoleServer>) -> Result<(), ErrorData> {
+        self.activity.touch();
+        Ok(())
+    }
+
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
         // Push list_changed to this session whenever the tools change, until
-        // the session ends.
+        // the session ends or its client has gone quiet (see `Activity`).
+        self.activity.touch();
         let peer = context.peer;
+        let activity = Arc::clone(&self.activity);
         let mut changes = self.registry.watch_tools();
         changes.borrow_and_update();
         tokio::spawn(async move {
             loop {
                 tokio::select! {
                     changed = changes.changed() => {
-                        if changed.is_err() || peer.is_transport_closed() {
+                        if changed.is_err() || peer.is_transport_closed() || activity.client_gone() {
                             break;
                         }
                         if peer.notify_tool_list_changed().await.is_err() {
@@ -139,7 +183,7 @@ impl ServerHandler for McpHandler {
                         }
                     }
                     _ = tokio::time::sleep(SESSION_CHECK) => {
-                        if peer.is_transport_closed() {
+                        if peer.is_transport_closed() || activity.client_gone() {
                             break;
                         }
                     }

@@ -39,7 +39,8 @@ impl McpEndpoint {
             .with_max_request_body_bytes(options.max_request_bytes)
             .with_sse_keep_alive(Some(Duration::from_secs(15)))
             .with_cancellation_token(shutdown);
-        let factory = move || Ok(McpHandler::new(registry.clone()));
+        let idle = options.session_idle_timeout;
+        let factory = move || Ok(McpHandler::new(registry.clone(), idle));
         let sessions = (!options.stateless).then(|| {
             let mut manager = LocalSessionManager::default();
             manager.session_config.keep_alive = Some(options.session_idle_timeout);

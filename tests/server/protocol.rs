@@ -207,3 +207,47 @@ async fn an_abandoned_session_is_closed_after_the_idle_timeout() {
     let late = post_mcp(&server.url, rpc(2, "ping", json!({})), &headers).await;
     assert_eq!(late.status(), 404, "the idle session is gone");
 }
+
+/// Notifications the server sends do not keep a session alive: only its
+/// client does. A client that went away while plugins keep changing must
+/// not leave its session (and everything it holds) behind for good.
+#[tokio::test]
+async fn an_abandoned_session_is_closed_even_while_tools_keep_changing() {
+    let server = TestServer::start_with(HELLO, |s| {
+        s.http.session_idle_timeout = std::time::Duration::from_millis(500);
+    })
+    .await;
+    let bearer = format!("Bearer {TOKEN}");
+    let response = post_mcp(
+        &server.url,
+        initialize("2025-11-25"),
+        &[("authorization", &bearer)],
+    )
+    .await;
+    let session = response.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let headers = [
+        ("authorization", bearer.as_str()),
+        ("mcp-session-id", session.as_str()),
+        ("mcp-protocol-version", "2025-11-25"),
+    ];
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string();
+    assert_eq!(
+        post_mcp(&server.url, initialized, &headers).await.status(),
+        202
+    );
+    // Tools change every 100 ms for 2 s: each change notifies the session.
+    for _ in 0..20 {
+        server
+            .server
+            .registry
+            .reload_plugin("hello", "test")
+            .await
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let late = post_mcp(&server.url, rpc(2, "ping", json!({})), &headers).await;
+    assert_eq!(late.status(), 404, "the abandoned session is gone");
+}
