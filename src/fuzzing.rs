@@ -126,14 +126,6 @@ fn check_placed(spec: PluginSpec) {
 /// many are declared (up to 7), the next ones their types and whether they
 /// are required; the rest is the arguments object as a client sends it.
 pub fn tool_arguments(data: &[u8]) {
-    const KINDS: [ArgumentType; 6] = [
-        ArgumentType::String,
-        ArgumentType::Number,
-        ArgumentType::Integer,
-        ArgumentType::Boolean,
-        ArgumentType::Object,
-        ArgumentType::Array,
-    ];
     let Some((&count, rest)) = data.split_first() else {
         return;
     };
@@ -147,7 +139,7 @@ pub fn tool_arguments(data: &[u8]) {
         .enumerate()
         .map(|(i, &byte)| ArgumentSpec {
             name: format!("a{i}"),
-            kind: KINDS[usize::from(byte & 0x7f) % KINDS.len()],
+            kind: ArgumentType::ALL[usize::from(byte & 0x7f) % ArgumentType::ALL.len()],
             description: None,
             required: byte & 0x80 == 0,
         })

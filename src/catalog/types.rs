@@ -135,7 +135,8 @@ pub enum ArgumentType {
 }
 
 impl ArgumentType {
-    const ALL: [ArgumentType; 6] = [
+    /// Every type, in the order the docs list them.
+    pub const ALL: [ArgumentType; 6] = [
         ArgumentType::String,
         ArgumentType::Number,
         ArgumentType::Integer,
