@@ -88,7 +88,7 @@ pub(super) fn read(file: &Path, text: &str, source: &SourceMap) -> Result<Catalo
     // parser was reading), with the line from its location.
     let value: Value = serde_yaml::from_str(text).map_err(|error| {
         vec![problem(
-            error.location().map(|at| at.line()),
+            line_of(text, error.location()),
             String::new(),
             error.to_string(),
         )]
@@ -138,10 +138,21 @@ pub(super) fn read(file: &Path, text: &str, source: &SourceMap) -> Result<Catalo
 /// The line serde_yaml gives the first error when it reads `text` directly:
 /// for a file not in block style, where the source map finds no keys.
 fn parser_line(text: &str) -> Option<usize> {
-    serde_yaml::from_str::<Catalog>(text)
-        .err()?
-        .location()
-        .map(|at| at.line())
+    line_of(
+        text,
+        serde_yaml::from_str::<Catalog>(text).err()?.location(),
+    )
+}
+
+/// The line of a parser location as an editor counts lines: by line feeds.
+/// (YAML also breaks lines at a lone CR and at U+0085, U+2028 and U+2029, so
+/// serde_yaml's own line number can be further down.)
+fn line_of(text: &str, location: Option<serde_yaml::Location>) -> Option<usize> {
+    let location = location?;
+    match text.get(..location.index()) {
+        Some(before) => Some(before.matches('\n').count() + 1),
+        None => Some(location.line()),
+    }
 }
 
 /// The entry a path leads into (`plugins[1].functions[0]`), and the rest of
@@ -377,6 +388,20 @@ mod tests {
                 [0];
         assert_eq!(problem.key, "plugins[0].wasi", "{problem}");
         assert_eq!(problem.line, Some(3), "{problem}");
+    }
+
+    /// YAML also breaks lines at a lone CR and at U+2028; editors and the
+    /// source map count line feeds only, and so must problems.
+    #[test]
+    fn lines_are_counted_as_editors_count_them() {
+        // The error is found at the end, after the last line feed.
+        for (text, end) in [
+            ("about: \"a\u{2028}b\"\nplugins: [unclosed\n", 3),
+            ("about: a\rplugins: [unclosed\n", 2),
+        ] {
+            let problem = &problems(text)[0];
+            assert_eq!(problem.line, Some(end), "{text:?}: {problem}");
+        }
     }
 
     #[test]
