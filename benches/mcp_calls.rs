@@ -7,6 +7,8 @@
 //!     cargo bench --bench mcp_calls -- --compare 5    # headless vs console, 5 rounds, then idle CPU
 //!     cargo bench --bench mcp_calls -- --compare 5 --same   # headless vs headless: the noise floor
 //!     cargo bench --bench mcp_calls -- --attached 5   # 0, 1 and 4 consoles attached, 5 rounds
+//!     cargo bench --bench mcp_calls -- --soak 30      # 30 minutes of churn; fails on a leak
+//!     cargo bench --bench mcp_calls -- --soak 30 --warmup 5   # growth judged after 5 minutes
 //!
 //! The server is the release binary, started as `wasimancer serve --headless`
 //! in its own process (with RUST_BACKTRACE unset: extism builds a backtrace
@@ -30,6 +32,11 @@
 //! tasks speaking the control protocol as `wasimancer console` does,
 //! decoding every frame; they draw nothing, so the figure is the server's
 //! cost of feeding them.
+//!
+//! `--soak MINUTES` (see `soak`) runs the server on a copy of the plugins
+//! under moderate load with everything that changes state going on at once,
+//! samples its memory, file descriptors and threads, and fails on growth or
+//! on a good call that failed.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -43,7 +50,11 @@ use wasimancer::events::{CallSource, EventBus};
 use wasimancer::registry::{Registry, RegistryOptions};
 use wasimancer::runtime::{CallControl, CompileCache, RuntimeSettings};
 
+#[path = "mcp_calls/soak.rs"]
+mod soak;
+
 const TOKEN: &str = "bench-token-0123456789";
+const ADMIN_TOKEN: &str = "bench-admin-token-0123456789";
 
 struct Options {
     seconds: f64,
@@ -55,6 +66,10 @@ struct Options {
     /// Compare headless with headless: the noise floor of `--compare`.
     same: bool,
     idle_seconds: f64,
+    /// Minutes of `--soak`.
+    soak: Option<f64>,
+    /// Minutes of the soak before growth counts.
+    warmup: f64,
 }
 
 fn options() -> Options {
@@ -66,6 +81,8 @@ fn options() -> Options {
         attached: 0,
         same: false,
         idle_seconds: 10.0,
+        soak: None,
+        warmup: 1.0,
     };
     let args: Vec<String> = std::env::args().collect();
     let mut i = 1;
@@ -89,6 +106,14 @@ fn options() -> Options {
             }
             "--attached" => {
                 options.attached = args.get(i + 1).and_then(|v| v.parse().ok()).unwrap_or(3);
+                i += 1;
+            }
+            "--soak" => {
+                options.soak = Some(args.get(i + 1).and_then(|v| v.parse().ok()).unwrap_or(30.0));
+                i += 1;
+            }
+            "--warmup" => {
+                options.warmup = args.get(i + 1).and_then(|v| v.parse().ok()).unwrap_or(1.0);
                 i += 1;
             }
             "--idle-seconds" => {
@@ -137,11 +162,18 @@ impl Server {
     }
 
     fn start_headless() -> Self {
+        Self::headless(&[])
+    }
+
+    /// The binary headless, with `args` after the usual ones.
+    fn headless(args: &[std::ffi::OsString]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_wasimancer"))
             .args(["serve", "--headless", "--port", "0"])
+            .args(args)
             .current_dir(repo())
             .env_remove("RUST_BACKTRACE")
             .env("WASIMANCER_AUTHENTICATION_TOKEN", TOKEN)
+            .env("WASIMANCER_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("WASIMANCER_CACHE_DIR", cache_dir())
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
@@ -350,6 +382,10 @@ struct Session {
 
 impl Session {
     async fn open(address: &str) -> Self {
+        Self::try_open(address).await.expect("initialize")
+    }
+
+    async fn try_open(address: &str) -> Result<Self, String> {
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(1)
             .http1_only()
@@ -370,17 +406,18 @@ impl Session {
             )
             .send()
             .await
-            .expect("initialize");
-        let session = response.headers()["mcp-session-id"]
-            .to_str()
-            .expect("session id")
+            .map_err(|e| format!("initialize: {e}"))?;
+        let session = response
+            .headers()
+            .get("mcp-session-id")
+            .and_then(|id| id.to_str().ok())
+            .ok_or_else(|| format!("initialize: HTTP {}, no session", response.status()))?
             .to_string();
         let _ = response.bytes().await;
         let this = Self { http, url, session };
-        let _ = this
-            .post(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string())
-            .await;
-        this
+        this.post(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string())
+            .await?;
+        Ok(this)
     }
 
     async fn post(&self, body: String) -> Result<String, String> {
@@ -404,14 +441,32 @@ impl Session {
 
     /// One `add` call; whether its answer was right.
     async fn add(&self, id: u64) -> bool {
-        let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
-            "params": {"name": "add", "arguments": {"left": id, "right": 1}}})
-        .to_string();
+        self.checked_add(id).await.is_ok()
+    }
+
+    /// One `add` call, and what was wrong with its answer.
+    async fn checked_add(&self, id: u64) -> Result<(), String> {
         let expected = format!(r#"{{\"result\":{}}}"#, id + 1);
-        match self.post(body).await {
-            Ok(text) => text.contains(&expected) && !text.contains("\"isError\":true"),
-            Err(_) => false,
+        let text = self
+            .call(id, "add", json!({"left": id, "right": 1}))
+            .await?;
+        if text.contains(&expected) {
+            Ok(())
+        } else {
+            Err(text)
         }
+    }
+
+    /// `tools/call`: the text of a successful result, or what went wrong.
+    async fn call(&self, id: u64, tool: &str, arguments: Value) -> Result<String, String> {
+        let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": tool, "arguments": arguments}})
+        .to_string();
+        let text = self.post(body).await?;
+        if text.contains("\"isError\":true") || !text.contains("\"result\"") {
+            return Err(text);
+        }
+        Ok(text)
     }
 }
 
@@ -563,6 +618,12 @@ fn main() {
         unsafe { std::env::remove_var("RUST_BACKTRACE") };
     }
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    if let Some(minutes) = options.soak {
+        if !soak::run(&runtime, minutes, options.warmup) {
+            std::process::exit(1);
+        }
+        return;
+    }
     if options.compare > 0 {
         compare(&runtime, &options);
         return;
