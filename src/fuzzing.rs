@@ -5,9 +5,6 @@
 //! runs the code that reads such input, and checks what must hold of the
 //! result. A panic is a finding. Not part of the API: hidden from the docs,
 //! free to change.
-//!
-//! The control socket's frames get an entry here (and a target in
-//! `fuzz/fuzz_targets/`, and a line in [`TARGETS`]) once the socket exists.
 
 use std::path::Path;
 
@@ -23,12 +20,13 @@ use crate::catalog::{
 pub type Target = fn(&[u8]);
 
 /// Every target, by the name of its corpus folder in `fuzz/corpus/`.
-pub const TARGETS: [(&str, Target); 5] = [
+pub const TARGETS: [(&str, Target); 6] = [
     ("plugins_yml", plugins_yml),
     ("plugin_data", plugin_data),
     ("upload_form", upload_form),
     ("tool_arguments", tool_arguments),
     ("mcp_peek", mcp_peek),
+    ("control_frames", control_frames),
 ];
 
 /// plugins.yml: read and validated; what is accepted is written back and
@@ -180,6 +178,58 @@ pub fn mcp_peek(data: &[u8]) {
         && request.get("method").and_then(Value::as_str) == Some("initialize")
     {
         assert!(opens, "an initialize request must open a session");
+    }
+}
+
+/// What a console sends down the control socket, read as the server reads
+/// it: frames one after another until the bytes run out or one is refused.
+/// A frame that is read writes back and reads back the same; a length over
+/// the limit is refused before anything of that size is buffered.
+pub fn control_frames(data: &[u8]) {
+    use tokio_util::codec::{Decoder, Encoder};
+
+    use crate::control::protocol::{FrameCodec, FrameError};
+
+    let mut codec = FrameCodec::server();
+    let mut buffer = bytes::BytesMut::from(data);
+    loop {
+        let before = buffer.len();
+        match codec.decode(&mut buffer) {
+            Ok(Some(frame)) => {
+                assert!(
+                    buffer.len() < before,
+                    "a frame was read without using bytes"
+                );
+                let mut written = bytes::BytesMut::new();
+                codec
+                    .encode(frame.clone(), &mut written)
+                    .expect("a frame that was read can be written");
+                // Written as a server would, read back as a console would: a
+                // server's frames may be larger than a console's.
+                let again = crate::control::protocol::FrameCodec::console()
+                    .decode(&mut written)
+                    .expect("a written frame reads back")
+                    .expect("a written frame is whole");
+                assert_eq!(
+                    crate::control::session::kind(&again),
+                    crate::control::session::kind(&frame)
+                );
+                assert!(written.is_empty(), "one frame was written");
+            }
+            Ok(None) => {
+                assert!(
+                    buffer.capacity() <= data.len().max(64 * 1024) + 4 + 1024 * 1024,
+                    "the buffer grew past what a frame under the limit needs"
+                );
+                break;
+            }
+            Err(FrameError::TooLarge { length, limit }) => {
+                assert!(length > limit);
+                break;
+            }
+            Err(FrameError::Malformed(_)) => break,
+            Err(other) => panic!("decoding bytes in memory gave {other}"),
+        }
     }
 }
 
