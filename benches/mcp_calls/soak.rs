@@ -5,7 +5,7 @@
 //! - **Clients** (8): each opens a session, makes 20 to 220 `add` calls
 //!   10 ms apart, checks every answer, then abandons the session (no DELETE,
 //!   a new connection for the next one). The server closes idle sessions
-//!   after 20 s (`--session-idle-secs`), so abandoned ones must be freed.
+//!   after 20 s (`--session-idle-timeout`), so abandoned ones must be freed.
 //! - **Reloads**, every 5 s: the description of `addition` flips in
 //!   plugins.yml and `POST /reload` replaces the plugin while it is called.
 //! - **Uploads**, every minute: `POST /upload-plugin` once, then
@@ -161,7 +161,7 @@ pub fn run(runtime: &tokio::runtime::Runtime, minutes: f64, warmup: f64) -> bool
         folder.catalog().into(),
         "--upload-dir".into(),
         plugins.join("bucket").into(),
-        "--session-idle-secs".into(),
+        "--session-idle-timeout".into(),
         SESSION_IDLE_SECS.into(),
     ]);
     let duration = Duration::from_secs_f64(minutes * 60.0);
