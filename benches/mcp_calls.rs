@@ -7,6 +7,8 @@
 //!     cargo bench --bench mcp_calls -- --compare 5    # headless vs console, 5 rounds, then idle CPU
 //!     cargo bench --bench mcp_calls -- --compare 5 --same   # headless vs headless: the noise floor
 //!     cargo bench --bench mcp_calls -- --attached 5   # 0, 1 and 4 consoles attached, 5 rounds
+//!     cargo bench --bench mcp_calls -- --soak 30      # 30 minutes of churn; fails on a leak
+//!     cargo bench --bench mcp_calls -- --soak 30 --warmup 5   # growth judged after 5 minutes
 //!     cargo bench --bench mcp_calls -- --cluster      # through nginx, 1 and 3 replicas, Redis sessions
 //!
 //! The server is the release binary, started as `wasimancer serve --headless`
@@ -32,6 +34,11 @@
 //! decoding every frame; they draw nothing, so the figure is the server's
 //! cost of feeding them.
 //!
+//! `--soak MINUTES` (see `soak`) runs the server on a copy of the plugins
+//! under moderate load with everything that changes state going on at once,
+//! samples its memory, file descriptors and threads, and fails on growth or
+//! on a good call that failed.
+//!
 //! `--cluster` starts redis-server and nginx (`contrib/nginx/wasimancer.conf`)
 //! on loopback and runs the highest level through nginx against 1, then 3
 //! replicas sharing sessions in Redis (after one replica alone, without nginx
@@ -56,7 +63,11 @@ use wasimancer::events::{CallSource, EventBus};
 use wasimancer::registry::{Registry, RegistryOptions};
 use wasimancer::runtime::{CallControl, CompileCache, RuntimeSettings};
 
+#[path = "mcp_calls/soak.rs"]
+mod soak;
+
 const TOKEN: &str = "bench-token-0123456789";
+const ADMIN_TOKEN: &str = "bench-admin-token-0123456789";
 
 struct Options {
     seconds: f64,
@@ -70,6 +81,10 @@ struct Options {
     /// Through nginx and Redis, with 1 and 3 replicas.
     cluster: bool,
     idle_seconds: f64,
+    /// Minutes of `--soak`.
+    soak: Option<f64>,
+    /// Minutes of the soak before growth counts.
+    warmup: f64,
 }
 
 fn options() -> Options {
@@ -82,6 +97,8 @@ fn options() -> Options {
         same: false,
         cluster: false,
         idle_seconds: 10.0,
+        soak: None,
+        warmup: 1.0,
     };
     let args: Vec<String> = std::env::args().collect();
     let mut i = 1;
@@ -106,6 +123,14 @@ fn options() -> Options {
             }
             "--attached" => {
                 options.attached = args.get(i + 1).and_then(|v| v.parse().ok()).unwrap_or(3);
+                i += 1;
+            }
+            "--soak" => {
+                options.soak = Some(args.get(i + 1).and_then(|v| v.parse().ok()).unwrap_or(30.0));
+                i += 1;
+            }
+            "--warmup" => {
+                options.warmup = args.get(i + 1).and_then(|v| v.parse().ok()).unwrap_or(1.0);
                 i += 1;
             }
             "--idle-seconds" => {
@@ -154,17 +179,18 @@ impl Server {
     }
 
     fn start_headless() -> Self {
-        Self::start_headless_with(&[])
+        Self::headless(&[])
     }
 
-    /// A headless server with `more` arguments.
-    fn start_headless_with(more: &[&str]) -> Self {
+    /// The binary headless, with `args` after the usual ones.
+    fn headless(args: &[std::ffi::OsString]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_wasimancer"))
             .args(["serve", "--headless", "--port", "0"])
-            .args(more)
+            .args(args)
             .current_dir(repo())
             .env_remove("RUST_BACKTRACE")
             .env("WASIMANCER_AUTHENTICATION_TOKEN", TOKEN)
+            .env("WASIMANCER_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("WASIMANCER_CACHE_DIR", cache_dir())
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
@@ -373,6 +399,10 @@ struct Session {
 
 impl Session {
     async fn open(address: &str) -> Self {
+        Self::try_open(address).await.expect("initialize")
+    }
+
+    async fn try_open(address: &str) -> Result<Self, String> {
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(1)
             .http1_only()
@@ -393,17 +423,18 @@ impl Session {
             )
             .send()
             .await
-            .expect("initialize");
-        let session = response.headers()["mcp-session-id"]
-            .to_str()
-            .expect("session id")
+            .map_err(|e| format!("initialize: {e}"))?;
+        let session = response
+            .headers()
+            .get("mcp-session-id")
+            .and_then(|id| id.to_str().ok())
+            .ok_or_else(|| format!("initialize: HTTP {}, no session", response.status()))?
             .to_string();
         let _ = response.bytes().await;
         let this = Self { http, url, session };
-        let _ = this
-            .post(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string())
-            .await;
-        this
+        this.post(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string())
+            .await?;
+        Ok(this)
     }
 
     async fn post(&self, body: String) -> Result<String, String> {
@@ -427,14 +458,32 @@ impl Session {
 
     /// One `add` call; whether its answer was right.
     async fn add(&self, id: u64) -> bool {
-        let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
-            "params": {"name": "add", "arguments": {"left": id, "right": 1}}})
-        .to_string();
+        self.checked_add(id).await.is_ok()
+    }
+
+    /// One `add` call, and what was wrong with its answer.
+    async fn checked_add(&self, id: u64) -> Result<(), String> {
         let expected = format!(r#"{{\"result\":{}}}"#, id + 1);
-        match self.post(body).await {
-            Ok(text) => text.contains(&expected) && !text.contains("\"isError\":true"),
-            Err(_) => false,
+        let text = self
+            .call(id, "add", json!({"left": id, "right": 1}))
+            .await?;
+        if text.contains(&expected) {
+            Ok(())
+        } else {
+            Err(text)
         }
+    }
+
+    /// `tools/call`: the text of a successful result, or what went wrong.
+    async fn call(&self, id: u64, tool: &str, arguments: Value) -> Result<String, String> {
+        let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": tool, "arguments": arguments}})
+        .to_string();
+        let text = self.post(body).await?;
+        if text.contains("\"isError\":true") || !text.contains("\"result\"") {
+            return Err(text);
+        }
+        Ok(text)
     }
 }
 
@@ -586,6 +635,12 @@ fn main() {
         unsafe { std::env::remove_var("RUST_BACKTRACE") };
     }
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    if let Some(minutes) = options.soak {
+        if !soak::run(&runtime, minutes, options.warmup) {
+            std::process::exit(1);
+        }
+        return;
+    }
     if options.compare > 0 {
         compare(&runtime, &options);
         return;
@@ -824,7 +879,11 @@ fn cluster(runtime: &tokio::runtime::Runtime, options: &Options) {
     for replicas in [1, 3] {
         let servers: Vec<Server> = (0..replicas)
             .map(|_| {
-                Server::start_headless_with(&["--no-control-socket", "--session-store", &store])
+                Server::headless(&[
+                    "--no-control-socket".into(),
+                    "--session-store".into(),
+                    store.clone().into(),
+                ])
             })
             .collect();
         let addresses: Vec<String> = servers.iter().map(|s| s.address.clone()).collect();

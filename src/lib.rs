@@ -11,6 +11,8 @@ pub mod console;
 pub mod content;
 pub mod control;
 pub mod events;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod logging;
 pub mod mcp;

@@ -6,7 +6,6 @@
 //! bounded queue that drops lines when full: a stalled reader (a paused
 //! pager, a stuck journal) must never block the server's threads.
 
-use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -18,13 +17,16 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
+use crate::ring::Ring;
+
 /// How many log lines the console keeps.
 const KEPT_LINES: usize = 2000;
 
 /// Recent log lines, for the console. Cloning shares the same buffer.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct LogBuffer {
-    inner: Arc<Mutex<LogLines>>,
+    /// Numbered lines, so a reader can ask for what is new.
+    lines: Arc<Mutex<Ring<String>>>,
 }
 
 impl std::fmt::Debug for LogBuffer {
@@ -33,32 +35,29 @@ impl std::fmt::Debug for LogBuffer {
     }
 }
 
-#[derive(Default)]
-struct LogLines {
-    lines: VecDeque<String>,
-    /// Lines ever written, so a reader can ask for what is new.
-    written: u64,
+impl Default for LogBuffer {
+    fn default() -> Self {
+        Self {
+            lines: Arc::new(Mutex::new(Ring::new(KEPT_LINES))),
+        }
+    }
 }
 
 impl LogBuffer {
     pub fn push(&self, line: String) {
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if inner.lines.len() == KEPT_LINES {
-            inner.lines.pop_front();
-        }
-        inner.lines.push_back(line);
-        inner.written += 1;
+        self.lock().push(line);
     }
 
     /// The lines written after the first `seen`, and the new count to pass next time.
     pub fn since(&self, seen: u64) -> (Vec<String>, u64) {
-        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let new = inner
-            .written
-            .saturating_sub(seen)
-            .min(inner.lines.len() as u64) as usize;
-        let start = inner.lines.len() - new;
-        (inner.lines.range(start..).cloned().collect(), inner.written)
+        let lines = self.lock();
+        (lines.since(seen).cloned().collect(), lines.end_seq())
+    }
+
+    /// A push or a read cannot leave the ring half-changed, so a panic
+    /// elsewhere while it was locked does not make it unusable.
+    fn lock(&self) -> std::sync::MutexGuard<'_, Ring<String>> {
+        self.lines.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 

@@ -170,10 +170,9 @@ fn update_watches(registry: &Registry, watcher: &mut dyn Watcher, watched: &mut 
         wanted.extend(folder_of(&file));
     }
     for entry in &snapshot.plugins {
-        wanted.extend(folder_of(&crate::runtime::module_path_of(
-            &entry.spec,
-            plugins_dir,
-        )));
+        if let Ok(module) = entry.spec.module() {
+            wanted.extend(folder_of(&module.in_folder(plugins_dir)));
+        }
     }
     for gone in watched.difference(&wanted).cloned().collect::<Vec<_>>() {
         let _ = watcher.unwatch(&gone);

@@ -34,17 +34,8 @@ fn plugins_folder(yaml: &str) -> tempfile::TempDir {
     dir
 }
 
-const HELLO: &str = "plugins:
-  - name: hello
-    path: hello/hello.wasm
-    wasi: false
-    functions:
-      - displayName: say hello
-        function: say_hello
-        arguments:
-          - name: name
-            type: string
-";
+/// plugins.yml with only the hello plugin.
+const HELLO: &str = include_str!("fixtures/hello.yml");
 
 #[test]
 fn check_reports_every_sample_plugin_ready() {
@@ -111,7 +102,7 @@ fn check_names_the_line_and_key_of_a_typo() {
         run(wasimancer(&["check"]).env("PLUGINS_PATH", folder.path().join("plugins")));
     assert!(!ok);
     assert!(stdout.contains("plugins.yml line 5"), "{stdout}");
-    assert!(stdout.contains("unknown field `timeout`"), "{stdout}");
+    assert!(stdout.contains("unknown key `timeout`"), "{stdout}");
     assert!(stdout.contains("did you mean `timeout_ms`?"), "{stdout}");
 }
 

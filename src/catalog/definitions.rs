@@ -106,8 +106,8 @@ impl<T: Definitions> DefinitionFile<T> {
         let definitions: T = if text.trim().is_empty() {
             T::default()
         } else {
-            serde_yaml::from_str(text).map_err(|error| DefinitionError::Invalid {
-                problems: vec![syntax_problem(path, text, &source, &error)],
+            read(path, text, &source).map_err(|problem| DefinitionError::Invalid {
+                problems: vec![problem],
             })?
         };
         let file = Self {
@@ -179,52 +179,41 @@ fn key_path(path: &[Step]) -> String {
     key
 }
 
-/// The steps of `resources.static[2].uri`.
-fn parse_key_path(key: &str) -> Vec<Step<'_>> {
-    let mut steps = Vec::new();
-    for part in key.split('.') {
-        let mut pieces = part.split('[');
-        if let Some(name) = pieces.next().filter(|n| !n.is_empty()) {
-            steps.push(Step::Key(name));
-        }
-        for index in pieces {
-            if let Ok(index) = index.trim_end_matches(']').parse() {
-                steps.push(Step::Item(index));
-            }
-        }
-    }
-    steps
-}
-
-/// Keys whose values we check while parsing; their messages start with the key.
-const VALUE_CHECKED_KEYS: [&str; 2] = ["type", "role"];
-
-/// A serde_yaml error as a problem. serde_yaml places errors raised by our
-/// own value checks at the start of the enclosing entry; those messages start
-/// with their key, so the line of that key is found instead.
-fn syntax_problem(
-    file: &Path,
-    text: &str,
-    source: &SourceMap,
-    error: &serde_yaml::Error,
-) -> Problem {
-    let mut problem = super::syntax_problem(file, text, error);
-    let field = problem
-        .message
-        .split([' ', ':'])
-        .next()
-        .filter(|word| VALUE_CHECKED_KEYS.contains(word));
-    if let Some(field) = field
-        && !problem.key.ends_with(field)
-    {
-        let mut path = parse_key_path(&problem.key);
-        path.push(Step::Key(field));
-        if let Some(line) = source.line(&path) {
-            problem.line = Some(line);
-        }
-        problem.key = key_path(&path);
-    }
-    problem
+/// Read `text` as plugins.yml is read: YAML into a tree first (syntax
+/// errors in serde_yaml's words, at the line an editor shows), then the
+/// values, whose errors carry the path of keys and items they were found at,
+/// so the problem points at that key's line.
+fn read<T: DeserializeOwned>(file: &Path, text: &str, source: &SourceMap) -> Result<T, Problem> {
+    let problem = |line, key, message| Problem {
+        file: file.to_path_buf(),
+        line,
+        key,
+        message,
+    };
+    let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|error| {
+        problem(
+            super::diagnostics::line_of(text, error.location()),
+            String::new(),
+            error.to_string(),
+        )
+    })?;
+    serde_path_to_error::deserialize(value).map_err(|error| {
+        use serde_path_to_error::Segment;
+        let path: Vec<Step> = error
+            .path()
+            .iter()
+            .filter_map(|segment| match segment {
+                Segment::Map { key } => Some(Step::Key(key)),
+                Segment::Seq { index } => Some(Step::Item(*index)),
+                Segment::Enum { .. } | Segment::Unknown => None,
+            })
+            .collect();
+        problem(
+            source.line(&path),
+            key_path(&path),
+            error.inner().to_string(),
+        )
+    })
 }
 
 /// A declared parameter: a variable of a URI template, or an argument of a
@@ -476,22 +465,6 @@ mod tests {
         assert_eq!(language.complete("e"), ["English", "Esperanto"]);
         assert_eq!(language.complete(""), ["English", "Esperanto", "French"]);
         assert!(language.complete("x").is_empty());
-    }
-
-    #[test]
-    fn key_paths_go_both_ways() {
-        let path = parse_key_path("resources.static[2].contents[0]");
-        assert_eq!(
-            path,
-            [
-                Step::Key("resources"),
-                Step::Key("static"),
-                Step::Item(2),
-                Step::Key("contents"),
-                Step::Item(0)
-            ]
-        );
-        assert_eq!(key_path(&path), "resources.static[2].contents[0]");
     }
 
     #[test]

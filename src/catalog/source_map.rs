@@ -8,6 +8,8 @@
 //! plugins.yml in the wild uses; for flow style it finds nothing and the
 //! messages simply carry no line.
 
+use std::fmt;
+
 /// One line of the file, reduced to what the locator needs.
 #[derive(Debug, Clone)]
 struct Line {
@@ -39,6 +41,37 @@ struct Block {
 pub enum Step<'a> {
     Key(&'a str),
     Item(usize),
+}
+
+/// An entry of plugins.yml: the file itself, a plugin, a function of a
+/// plugin, or an argument of a function, by index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entry {
+    File,
+    Plugin(usize),
+    Function(usize, usize),
+    Argument(usize, usize, usize),
+}
+
+impl Entry {
+    /// The path of `key` in this entry, such as `plugins[0].timeout_ms`.
+    pub fn key_path(self, key: &str) -> String {
+        match self {
+            Entry::File => key.to_string(),
+            entry => format!("{entry}.{key}"),
+        }
+    }
+}
+
+impl fmt::Display for Entry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Entry::File => Ok(()),
+            Entry::Plugin(p) => write!(f, "plugins[{p}]"),
+            Entry::Function(p, fu) => write!(f, "plugins[{p}].functions[{fu}]"),
+            Entry::Argument(p, fu, a) => write!(f, "plugins[{p}].functions[{fu}].arguments[{a}]"),
+        }
+    }
 }
 
 impl SourceMap {
@@ -75,46 +108,39 @@ impl SourceMap {
 
     /// Line of `plugins[plugin]`.
     pub fn plugin(&self, plugin: usize) -> Option<usize> {
-        self.line(&[Step::Key("plugins"), Step::Item(plugin)])
+        self.entry(Entry::Plugin(plugin))
     }
 
-    /// Line of `key` inside `plugins[plugin]`, or of the entry when the key is absent.
-    pub fn plugin_key(&self, plugin: usize, key: &str) -> Option<usize> {
-        self.line(&[Step::Key("plugins"), Step::Item(plugin), Step::Key(key)])
+    /// Line where `entry` starts (the file starts at line 1).
+    pub fn entry(&self, entry: Entry) -> Option<usize> {
+        self.block(entry).map(|b| b.start + 1)
     }
 
-    /// Line of `plugins[plugin].functions[function]`.
-    pub fn function(&self, plugin: usize, function: usize) -> Option<usize> {
-        self.line(&function_path(plugin, function, &[]))
+    /// Line of `key` written in `entry`, if it is there in block style.
+    pub fn key(&self, entry: Entry, key: &str) -> Option<usize> {
+        let block = self.block(entry)?;
+        self.key_in(block, key).map(|line| line + 1)
     }
 
-    /// Line of `key` inside `plugins[plugin].functions[function]`.
-    pub fn function_key(&self, plugin: usize, function: usize, key: &str) -> Option<usize> {
-        self.line(&function_path(plugin, function, &[Step::Key(key)]))
+    /// Line of `key` in `entry`, or of the entry when the key is not written.
+    pub fn key_or_entry(&self, entry: Entry, key: &str) -> Option<usize> {
+        self.key(entry, key).or_else(|| self.entry(entry))
     }
 
-    /// Line of `plugins[plugin].functions[function].arguments[argument]`.
-    pub fn argument(&self, plugin: usize, function: usize, argument: usize) -> Option<usize> {
-        self.line(&function_path(
-            plugin,
-            function,
-            &[Step::Key("arguments"), Step::Item(argument)],
-        ))
-    }
-
-    /// Line of `key` inside `plugins[plugin].functions[function].arguments[argument]`.
-    pub fn argument_key(
-        &self,
-        plugin: usize,
-        function: usize,
-        argument: usize,
-        key: &str,
-    ) -> Option<usize> {
-        self.line(&function_path(
-            plugin,
-            function,
-            &[Step::Key("arguments"), Step::Item(argument), Step::Key(key)],
-        ))
+    fn block(&self, entry: Entry) -> Option<Block> {
+        let root = Block {
+            start: 0,
+            end: self.lines.len(),
+            indent: 0,
+        };
+        let nth =
+            |block: Block, key: &str, index: usize| self.items(block, key).get(index).copied();
+        match entry {
+            Entry::File => Some(root),
+            Entry::Plugin(p) => nth(root, "plugins", p),
+            Entry::Function(p, f) => nth(self.block(Entry::Plugin(p))?, "functions", f),
+            Entry::Argument(p, f, a) => nth(self.block(Entry::Function(p, f))?, "arguments", a),
+        }
     }
 
     /// The mapping under `key` in `block`, as a block of its own.
@@ -192,18 +218,6 @@ impl SourceMap {
     }
 }
 
-/// `plugins[plugin].functions[function]` followed by `rest`.
-fn function_path<'a>(plugin: usize, function: usize, rest: &[Step<'a>]) -> Vec<Step<'a>> {
-    let mut path = vec![
-        Step::Key("plugins"),
-        Step::Item(plugin),
-        Step::Key("functions"),
-        Step::Item(function),
-    ];
-    path.extend_from_slice(rest);
-    path
-}
-
 fn parse_line(raw: &str) -> Line {
     let indent = raw.len() - raw.trim_start_matches(' ').len();
     let rest = &raw[indent..];
@@ -270,23 +284,27 @@ plugins:
         assert_eq!(map.plugin(0), Some(5));
         assert_eq!(map.plugin(1), Some(15));
         assert_eq!(map.plugin(2), None);
-        assert_eq!(map.plugin_key(0, "path"), Some(6));
-        assert_eq!(map.plugin_key(1, "path"), Some(16));
-        // A key the entry lacks points at the entry itself.
-        assert_eq!(map.plugin_key(1, "version"), Some(15));
-        assert_eq!(map.function(0, 0), Some(8));
-        assert_eq!(map.function_key(0, 0, "function"), Some(9));
-        assert_eq!(map.argument(0, 0, 1), Some(13));
+        assert_eq!(map.key(Entry::Plugin(0), "path"), Some(6));
+        assert_eq!(map.key(Entry::Plugin(1), "path"), Some(16));
+        // A key the entry lacks is not found, or points at the entry itself.
+        assert_eq!(map.key(Entry::Plugin(1), "version"), None);
+        assert_eq!(map.key_or_entry(Entry::Plugin(1), "version"), Some(15));
+        assert_eq!(map.entry(Entry::Function(0, 0)), Some(8));
+        assert_eq!(map.key(Entry::Function(0, 0), "function"), Some(9));
+        assert_eq!(map.entry(Entry::Argument(0, 0, 1)), Some(13));
+        assert_eq!(map.key(Entry::Argument(0, 0, 1), "type"), Some(14));
         // A sequence indented like its key.
-        assert_eq!(map.function(1, 0), Some(18));
-        assert_eq!(map.function_key(1, 0, "function"), Some(19));
+        assert_eq!(map.entry(Entry::Function(1, 0)), Some(18));
+        assert_eq!(map.key(Entry::Function(1, 0), "function"), Some(19));
+        // Keys of the file itself.
+        assert_eq!(map.key(Entry::File, "plugins"), Some(3));
     }
 
     #[test]
     fn nested_names_are_not_mistaken_for_the_plugin_name() {
         let map = SourceMap::new(SAMPLE);
         // `name:` of an argument is deeper than the plugin's own keys.
-        assert_eq!(map.plugin_key(0, "name"), Some(5));
+        assert_eq!(map.key(Entry::Plugin(0), "name"), Some(5));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{ArgumentSpec, ArgumentType, CatalogFile, FunctionSpec, Problem};
+use super::{ArgumentSpec, ArgumentType, CatalogFile, Entry, FunctionSpec, Problem};
 use crate::schema::JsonSchema;
 
 /// What a function's output is, and so what a client receives.
@@ -162,7 +162,7 @@ impl CatalogFile {
         problems: &mut Vec<Problem>,
     ) {
         let mut problem = |key: &str, message: String| {
-            problems.push(self.function_problem(p, f, key, message));
+            problems.push(self.problem(Entry::Function(p, f), key, message));
         };
         if let Some(schema) = &function.input_schema {
             if !function.arguments.is_empty() {
@@ -200,7 +200,7 @@ impl CatalogFile {
         for (a, message) in argument_header_problems(&function.arguments) {
             problems.push(Problem {
                 file: self.path.clone(),
-                line: self.source.argument_key(p, f, a, "header"),
+                line: self.source.key_or_entry(Entry::Argument(p, f, a), "header"),
                 key: format!("plugins[{p}].functions[{f}].arguments[{a}].header"),
                 message,
             });
@@ -388,7 +388,8 @@ plugins:
         let track = &file.catalog.plugins[0].functions[1];
         assert_eq!(track.arguments[0].header.as_deref(), Some("Order-Id"));
         // Written back and read again, nothing is lost.
-        let again = CatalogFile::parse(Path::new("plugins.yml"), &file.catalog.to_yaml()).unwrap();
+        let again =
+            CatalogFile::parse(Path::new("plugins.yml"), &file.catalog.to_yaml().unwrap()).unwrap();
         assert_eq!(again.catalog, file.catalog);
     }
 

@@ -238,7 +238,9 @@ async fn check_plugins(args: &PluginArgs) -> CheckReport {
             PluginCheck {
                 name: spec.name.clone(),
                 version: spec.version.clone().unwrap_or_else(|| "-".into()),
-                path: spec.relative_path().display().to_string(),
+                path: spec
+                    .module()
+                    .map_or_else(|_| spec.path.clone(), |module| module.to_string()),
                 functions: spec
                     .functions
                     .iter()

@@ -24,8 +24,8 @@ use serde_json::{Value, json};
 
 use super::AdminOptions;
 use super::guard::{BearerAuth, require_bearer};
-use crate::catalog::{PluginSpec, normalize_relative};
-use crate::registry::{ChangeError, Edited, PluginEntry, Registry};
+use crate::catalog::{PluginSpec, RelativePath};
+use crate::registry::{ChangeError, Edited, OwnsFile, PluginEntry, Registry};
 
 /// Why the admin API cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -134,6 +134,7 @@ impl From<ChangeError> for AdminError {
             ChangeError::Catalog(_) | ChangeError::Write { .. } => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
+            ChangeError::Interrupted => StatusCode::SERVICE_UNAVAILABLE,
         };
         Self {
             status,
@@ -190,68 +191,93 @@ async fn read_form(
             "the field `pluginData` is missing: send the plugins.yml entry as JSON",
         )
     })?;
-    let value: Value = serde_json::from_str(&data)
+    let (data, spec) = plugin_data(&data)?;
+    Ok(UploadForm { module, data, spec })
+}
+
+/// `pluginData`: the entry as received, and parsed.
+fn plugin_data(data: &str) -> Result<(Value, PluginSpec), AdminError> {
+    let value: Value = serde_json::from_str(data)
         .map_err(|e| AdminError::bad_request(format!("`pluginData` is not JSON: {e}")))?;
-    let spec = PluginSpec::from_json(&data).map_err(|e| {
+    let spec = PluginSpec::from_json(data).map_err(|e| {
         AdminError::bad_request(format!(
             "`pluginData` is not a valid plugins.yml entry: {e} (it needs name, path and functions)"
         ))
     })?;
-    Ok(UploadForm {
-        module,
-        data: value,
-        spec,
-    })
+    Ok((value, spec))
 }
 
-impl AdminState {
+/// Where uploaded modules may go.
+struct UploadFolder<'a> {
+    /// The plugins folder as configured (its name may start `dir`).
+    plugins_dir: &'a Path,
+    /// The upload folder, relative to the plugins folder.
+    relative: &'a Path,
+}
+
+impl UploadFolder<'_> {
     /// Check the names involved and decide where the module goes: the entry's
     /// path, or `dir` plus its file name, inside the upload folder.
     fn place(&self, form: &mut UploadForm, dir: Option<&str>) -> Result<(), AdminError> {
         if let Some((Some(name), _)) = &form.module {
             check_file_name(name)?;
         }
-        let declared = normalize_relative(&form.spec.path).map_err(AdminError::bad_request)?;
-        let file_name = declared
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let relative = match dir {
-            Some(dir) => self.dir_in_plugins(dir)?.join(&file_name),
+        let declared = form.spec.module().map_err(bad_path)?;
+        let module = match dir {
+            Some(dir) => declared.file_in(self.dir_in_plugins(dir)?.as_ref()),
             None => declared,
         };
-        check_module_path(&relative)?;
-        if !relative.starts_with(&self.upload_folder) {
+        check_module_path(module.as_path())?;
+        if !module.as_path().starts_with(self.relative) {
             return Err(AdminError::bad_request(format!(
-                "path `{}` is outside the upload folder `{}/`; put uploaded modules there",
-                relative.display(),
-                self.upload_folder.display()
+                "path `{module}` is outside the upload folder `{}/`; put uploaded modules there",
+                self.relative.display()
             )));
         }
-        form.spec.path = relative.to_string_lossy().into_owned();
+        form.spec.path = module.to_string();
         Ok(())
     }
 
-    /// `dir` as a folder of the plugins folder. WASImancer's scripts name it
-    /// from the working directory (`./plugins/bucket`), so a leading plugins
-    /// folder name is dropped.
-    fn dir_in_plugins(&self, dir: &str) -> Result<PathBuf, AdminError> {
-        let mut relative =
-            normalize_relative(dir).map_err(|e| AdminError::bad_request(format!("`dir`: {e}")))?;
-        if let Some(plugins_name) = self.plugins_dir.file_name()
-            && let Ok(rest) = relative.strip_prefix(plugins_name)
-        {
-            relative = rest.to_path_buf();
+    /// `dir` as a folder of the plugins folder (`None`: the plugins folder
+    /// itself). WASImancer's scripts name it from the working directory
+    /// (`./plugins/bucket`), so a leading plugins folder name is dropped.
+    fn dir_in_plugins(&self, dir: &str) -> Result<Option<RelativePath>, AdminError> {
+        let dir =
+            RelativePath::new(dir).map_err(|e| AdminError::bad_request(format!("`dir`: {e}")))?;
+        match self.plugins_dir.file_name() {
+            Some(plugins_name) if dir.as_path().starts_with(plugins_name) => {
+                Ok(dir.strip_prefix(Path::new(plugins_name)))
+            }
+            _ => Ok(Some(dir)),
         }
-        Ok(relative)
+    }
+}
+
+impl AdminState {
+    fn upload_folder(&self) -> UploadFolder<'_> {
+        UploadFolder {
+            plugins_dir: &self.plugins_dir,
+            relative: &self.upload_folder,
+        }
     }
 
-    /// Whether a module file is one this API put there (and may delete).
-    fn owns(&self, path: &Path) -> bool {
-        path.parent()
-            .and_then(|parent| std::fs::canonicalize(parent).ok())
-            .is_some_and(|parent| parent.starts_with(&self.upload_root))
+    /// [`AdminState::owns`] for the registry, which decides on a thread of its own.
+    fn owns_file(&self) -> OwnsFile {
+        let state = self.clone();
+        Arc::new(move |module| state.owns(module))
     }
+
+    /// Whether a module file is one this API put there (and may delete): in
+    /// the upload folder, and still there with links followed.
+    fn owns(&self, module: &RelativePath) -> bool {
+        module
+            .strip_prefix(&self.upload_folder)
+            .is_some_and(|inside| inside.resolve(&self.upload_root).is_ok())
+    }
+}
+
+fn bad_path(error: crate::catalog::PathError) -> AdminError {
+    AdminError::bad_request(error.to_string())
 }
 
 /// The client's file name: a plain name ending in `.wasm`.
@@ -291,7 +317,9 @@ async fn receive(
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<UploadForm, AdminError> {
     let mut form = read_form(multipart).await?;
-    state.place(&mut form, query.dir.as_deref())?;
+    state
+        .upload_folder()
+        .place(&mut form, query.dir.as_deref())?;
     Ok(form)
 }
 
@@ -321,10 +349,9 @@ async fn update(
     let mut form = receive(&state, query, multipart).await?;
     // Without a file, the entry changes and the module on disk is reused.
     let bytes = form.module.take().map(|(_, bytes)| bytes);
-    let owns = |path: &Path| state.owns(path);
     let edited = state
         .registry
-        .replace_plugin(form.spec.clone(), bytes, "admin API", &owns)
+        .replace_plugin(form.spec.clone(), bytes, "admin API", state.owns_file())
         .await?;
     Ok(Json(uploaded(&state, &form, &edited)))
 }
@@ -344,10 +371,9 @@ async fn remove(
     State(state): State<AdminState>,
     axum::extract::Path(name): axum::extract::Path<String>,
 ) -> Result<Json<Value>, AdminError> {
-    let owns = |path: &Path| state.owns(path);
     let edited = state
         .registry
-        .remove_plugin(&name, "admin API", &owns)
+        .remove_plugin(&name, "admin API", state.owns_file())
         .await?;
     Ok(Json(json!({
         "message": "Plugin removed successfully",
@@ -424,4 +450,33 @@ pub fn plugin_json(entry: &PluginEntry) -> Value {
         "digest": serving.map(|s| format!("{:016x}", s.digest())),
         "loaded_at": serving.and_then(|s| s.loaded_at().duration_since(std::time::UNIX_EPOCH).ok()).map(|d| d.as_millis() as u64),
     })
+}
+
+/// The admin API's reading of an upload without a server, for the fuzz
+/// targets (`crate::fuzzing`): the multipart body read (or only its
+/// `pluginData`, when `form` is `Err`) and the module placed in the upload
+/// folder `upload` of `plugins_dir`. The entry as placed, or the error text.
+pub(crate) async fn receive_for_fuzzing(
+    form: Result<Result<Multipart, MultipartRejection>, &str>,
+    dir: Option<&str>,
+    plugins_dir: &Path,
+    upload: &Path,
+) -> Result<PluginSpec, String> {
+    let mut form = match form {
+        Ok(multipart) => read_form(multipart).await,
+        Err(data) => plugin_data(data).map(|(data, spec)| UploadForm {
+            module: None,
+            data,
+            spec,
+        }),
+    }
+    .map_err(|error| error.message)?;
+    let folder = UploadFolder {
+        plugins_dir,
+        relative: upload,
+    };
+    folder
+        .place(&mut form, dir)
+        .map_err(|error| error.message)?;
+    Ok(form.spec)
 }

@@ -16,8 +16,9 @@ use subtle::ConstantTimeEq;
 pub const LOOPBACK_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
 
 /// A bearer token. Its `Debug` and `Display` never show it, so it cannot leak
-/// into logs by accident.
-#[derive(Clone, PartialEq, Eq)]
+/// into logs by accident. It has no `==`: compare with [`Token::matches`],
+/// which takes the same time wherever the inputs differ.
+#[derive(Clone)]
 pub struct Token(Arc<str>);
 
 impl Token {
@@ -97,18 +98,23 @@ pub async fn check_host_and_origin(
 
 impl AllowList {
     fn check(&self, headers: &HeaderMap, uri: &axum::http::Uri) -> Result<(), String> {
-        let host = headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .map(str::to_string)
-            .or_else(|| uri.authority().map(|a| a.to_string()));
+        // A Host we cannot read is refused like one we do not serve: skipping
+        // the check would let any name through.
+        let host = match headers.get(header::HOST) {
+            Some(value) => Some(value.to_str().map_err(|_| {
+                "Forbidden: the Host header is not text (protection against DNS rebinding); \
+                 send the server's name in ASCII"
+                    .to_string()
+            })?),
+            None => uri.authority().map(|a| a.as_str()),
+        };
         if let Some(host) = host
-            && !self.host_allowed(&host)
+            && !self.host_allowed(host)
         {
             return Err(format!(
                 "Forbidden: Host `{host}` is not served here (protection against DNS rebinding). \
                  If this server should answer to it, start wasimancer with --allowed-host {}",
-                host_name(&host)
+                host_name(host)
             ));
         }
         if let Some(origin) = headers.get(header::ORIGIN) {
@@ -252,7 +258,22 @@ mod tests {
         assert_eq!(token.masked(), "ab••••••••kl");
         let generated = Token::generate().unwrap();
         assert_eq!(generated.reveal().len(), 48);
-        assert_ne!(generated, Token::generate().unwrap());
+        assert_ne!(generated.reveal(), Token::generate().unwrap().reveal());
+    }
+
+    /// `==` on tokens would compare in variable time beside the careful
+    /// [`Token::matches`]: the type must not have it. This does not compile
+    /// if `Token: PartialEq` (the two impls below then overlap for `Token`
+    /// and the call is ambiguous).
+    #[test]
+    fn tokens_have_no_equality_operator() {
+        trait NoEquality<Which> {
+            fn check() {}
+        }
+        impl<T: ?Sized> NoEquality<()> for T {}
+        struct HasEquality;
+        impl<T: ?Sized + PartialEq> NoEquality<HasEquality> for T {}
+        <Token as NoEquality<_>>::check();
     }
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
@@ -290,6 +311,23 @@ mod tests {
                 .check(&headers(&[("host", "mcp.example.com:443")]), &uri)
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn a_host_that_is_not_text_is_refused() {
+        let mut map = HeaderMap::new();
+        map.insert(
+            header::HOST,
+            HeaderValue::from_bytes(b"\xff\xfe.example").unwrap(),
+        );
+        let uri = axum::http::Uri::from_static("/plugins");
+        let refused = AllowList::default().check(&map, &uri).unwrap_err();
+        assert!(refused.contains("not text"), "{refused}");
+        let everyone = AllowList {
+            hosts: vec!["*".into()],
+            origins: vec![],
+        };
+        assert!(everyone.check(&map, &uri).is_err());
     }
 
     #[test]

@@ -205,6 +205,12 @@ fn unavailable(id: Option<Value>, message: &str, retry_after: Option<u64>) -> Re
     response
 }
 
+/// Whether a session-less POST body starts a session (the fuzz facade's
+/// view of [`Peek::opens_session`]).
+pub(crate) fn opens_session(body: &Bytes) -> bool {
+    Peek::of(body).opens_session()
+}
+
 /// A JSON-RPC error answering `id` (null when unknown).
 pub(super) fn json_rpc_error(id: Option<Value>, message: &str) -> axum::Json<Value> {
     axum::Json(json!({

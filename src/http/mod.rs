@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use guard::{AllowList, BearerAuth, Token};
 pub use mcp_endpoint::McpEndpoint;
+pub(crate) use mcp_endpoint::opens_session;
 pub use rate_limit::{PerSecond, RateKey, RateLimit};
 pub use sessions::{SessionLimits, Sessions};
 

@@ -117,18 +117,54 @@ pub enum ChangeError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    /// The thread doing the change stopped (the server is shutting down).
+    #[error(
+        "the change was interrupted before it finished (is the server shutting down?); check plugins.yml and reload"
+    )]
+    Interrupted,
 }
 
 /// The outcome of loading one spec.
 type LoadResult = Result<Arc<LoadedPlugin>, String>;
 
 impl Registry {
+    /// Run `change` on a blocking thread, holding the change lock until it
+    /// ends, even if the caller stops waiting for it: changes read and write
+    /// files (fsync'd), resolve paths and compile modules, and none of that
+    /// may hold an async worker.
+    pub(super) async fn changing<T: Send + 'static>(
+        &self,
+        change: impl FnOnce(&Registry) -> T + Send + 'static,
+    ) -> Result<T, ChangeError> {
+        let lock = Arc::clone(&self.inner.change_lock).lock_owned().await;
+        let registry = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let _lock = lock;
+            change(&registry)
+        })
+        .await
+        .map_err(|_| ChangeError::Interrupted)
+    }
+
     /// Load every plugin of the current catalog (at startup).
     pub async fn load_all(&self, origin: &str) -> ChangeReport {
-        let _guard = self.inner.change_lock.lock().await;
+        let origin = origin.to_string();
+        match self
+            .changing(move |registry| registry.load_all_now(&origin))
+            .await
+        {
+            Ok(report) => report,
+            Err(error) => {
+                tracing::error!(%error, "plugins not loaded");
+                ChangeReport::default()
+            }
+        }
+    }
+
+    fn load_all_now(&self, origin: &str) -> ChangeReport {
         let current = self.snapshot();
         let specs: Vec<PluginSpec> = current.plugins.iter().map(|p| p.spec.clone()).collect();
-        let results = self.load_specs(&specs, origin).await;
+        let results = self.load_specs(&specs, origin);
         let mut report = ChangeReport::default();
         let mut entries = Vec::new();
         for (entry, result) in current.plugins.iter().zip(results) {
@@ -159,7 +195,12 @@ impl Registry {
     }
 
     async fn reload_plugins(&self, origin: &str) -> Result<ChangeReport, ChangeError> {
-        let _guard = self.inner.change_lock.lock().await;
+        let origin = origin.to_string();
+        self.changing(move |registry| registry.reload_plugins_now(&origin))
+            .await?
+    }
+
+    fn reload_plugins_now(&self, origin: &str) -> Result<ChangeReport, ChangeError> {
         let catalog = match CatalogFile::read(self.catalog_path()) {
             Ok(catalog) => Arc::new(catalog),
             Err(error) => {
@@ -189,7 +230,7 @@ impl Registry {
             }
         }
         let specs: Vec<PluginSpec> = to_load.iter().map(|(_, s, _, _)| s.clone()).collect();
-        let results = self.load_specs(&specs, origin).await;
+        let results = self.load_specs(&specs, origin);
 
         let mut report = ChangeReport::default();
         let mut entries: Vec<(usize, PluginEntry)> = Vec::new();
@@ -251,7 +292,12 @@ impl Registry {
         name: &str,
         origin: &str,
     ) -> Result<ChangeReport, ChangeError> {
-        let _guard = self.inner.change_lock.lock().await;
+        let (name, origin) = (name.to_string(), origin.to_string());
+        self.changing(move |registry| registry.reload_plugin_now(&name, &origin))
+            .await?
+    }
+
+    fn reload_plugin_now(&self, name: &str, origin: &str) -> Result<ChangeReport, ChangeError> {
         let catalog = CatalogFile::read(self.catalog_path())?;
         let Some(index) = catalog.catalog.position(name) else {
             return Err(ChangeError::UnknownPlugin {
@@ -262,11 +308,8 @@ impl Registry {
         let spec = catalog.catalog.plugins[index].clone();
         let current = self.snapshot();
         let previous = current.plugin(name).and_then(|e| e.serving.clone());
-        let result = self
-            .load_specs(std::slice::from_ref(&spec), origin)
-            .await
-            .pop()
-            .unwrap_or_else(|| Err("the load did not run".into()));
+        self.announce_one(origin, &spec.name, Change::Reloading, "loading".into());
+        let result = self.load_spec(&spec);
         let fresh = PluginEntry {
             spec,
             line: catalog.source.plugin(index),
@@ -294,28 +337,32 @@ impl Registry {
         Ok(report)
     }
 
-    /// Load `specs` in parallel, off the async workers, announcing each start.
-    async fn load_specs(&self, specs: &[PluginSpec], origin: &str) -> Vec<LoadResult> {
-        let mut tasks = Vec::with_capacity(specs.len());
+    /// Load `specs` in parallel, announcing each start.
+    fn load_specs(&self, specs: &[PluginSpec], origin: &str) -> Vec<LoadResult> {
         for spec in specs {
             self.announce_one(origin, &spec.name, Change::Reloading, "loading".into());
-            let spec = spec.clone();
-            let settings = self.inner.options.runtime.clone();
-            tasks.push(tokio::task::spawn_blocking(move || {
-                LoadedPlugin::load(&spec, &settings)
-                    .map(Arc::new)
-                    .map_err(|e| e.to_string())
-            }));
         }
-        let mut results = Vec::with_capacity(tasks.len());
-        for (spec, task) in specs.iter().zip(tasks) {
-            let result = task
-                .await
-                .unwrap_or_else(|_| Err("the loader thread panicked".into()));
-            self.metrics().plugin_loaded(&spec.name, result.is_ok());
-            results.push(result);
-        }
-        results
+        std::thread::scope(|scope| {
+            let loads: Vec<_> = specs
+                .iter()
+                .map(|spec| scope.spawn(|| self.load_spec(spec)))
+                .collect();
+            loads
+                .into_iter()
+                .map(|load| {
+                    load.join()
+                        .unwrap_or_else(|_| Err("the loader thread panicked".into()))
+                })
+                .collect()
+        })
+    }
+
+    fn load_spec(&self, spec: &PluginSpec) -> LoadResult {
+        let result = LoadedPlugin::load(spec, &self.inner.options.runtime)
+            .map(Arc::new)
+            .map_err(|e| e.to_string());
+        self.metrics().plugin_loaded(&spec.name, result.is_ok());
+        result
     }
 
     /// Whether the module file of `serving` still has the same content.

@@ -6,8 +6,10 @@
 //! functions found. Then the module is written, then plugins.yml (with a
 //! `.bak`), both atomically, and the new snapshot is published. If writing
 //! plugins.yml fails, the module file is put back as it was. All of it runs
-//! under the change lock, so two requests at once never lose each other's
-//! change.
+//! on a blocking thread under the change lock (see `Registry::changing`), so
+//! two requests at once never lose each other's change, no async worker waits
+//! on the disk, and a client that goes away mid-change does not stop it half
+//! way.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,13 +17,13 @@ use std::sync::Arc;
 use super::changes::{ChangeError, ChangeReport, PluginChange};
 use super::{PluginEntry, Registry};
 use crate::atomic_file;
-use crate::catalog::{Catalog, CatalogError, CatalogFile, PluginSpec};
+use crate::catalog::{Catalog, CatalogError, CatalogFile, PathError, PluginSpec, RelativePath};
 use crate::events::Change;
-use crate::runtime::{LoadedPlugin, module_path_of};
+use crate::runtime::LoadedPlugin;
 
 /// What the caller may delete: module files it owns (the admin API owns the
 /// files in its upload folder, not the ones an operator put there by hand).
-pub type OwnsFile<'a> = &'a (dyn Fn(&Path) -> bool + Sync);
+pub type OwnsFile = Arc<dyn Fn(&RelativePath) -> bool + Send + Sync>;
 
 /// The result of an edit: the report, and where the module is.
 #[derive(Debug)]
@@ -41,7 +43,17 @@ impl Registry {
         module: Option<Vec<u8>>,
         origin: &str,
     ) -> Result<Edited, ChangeError> {
-        let _guard = self.inner.change_lock.lock().await;
+        let origin = origin.to_string();
+        self.changing(move |registry| registry.add_plugin_now(spec, module, &origin))
+            .await?
+    }
+
+    fn add_plugin_now(
+        &self,
+        spec: PluginSpec,
+        module: Option<Vec<u8>>,
+        origin: &str,
+    ) -> Result<Edited, ChangeError> {
         let current = self.read_catalog()?;
         if current.catalog.position(&spec.name).is_some() {
             return Err(ChangeError::Conflict(format!(
@@ -60,7 +72,6 @@ impl Registry {
             origin,
             &|_| false,
         )
-        .await
     }
 
     /// Replace an existing plugin's entry and (if given) its module. Calls
@@ -70,9 +81,20 @@ impl Registry {
         spec: PluginSpec,
         module: Option<Vec<u8>>,
         origin: &str,
-        owns: OwnsFile<'_>,
+        owns: OwnsFile,
     ) -> Result<Edited, ChangeError> {
-        let _guard = self.inner.change_lock.lock().await;
+        let origin = origin.to_string();
+        self.changing(move |registry| registry.replace_plugin_now(spec, module, &origin, &*owns))
+            .await?
+    }
+
+    fn replace_plugin_now(
+        &self,
+        spec: PluginSpec,
+        module: Option<Vec<u8>>,
+        origin: &str,
+        owns: &dyn Fn(&RelativePath) -> bool,
+    ) -> Result<Edited, ChangeError> {
         let current = self.read_catalog()?;
         let Some(index) = current.catalog.position(&spec.name) else {
             return Err(self.unknown(&spec.name));
@@ -88,7 +110,6 @@ impl Registry {
             origin,
             owns,
         )
-        .await
     }
 
     /// Remove a plugin: from plugins.yml, from the served tools, and its
@@ -97,17 +118,29 @@ impl Registry {
         &self,
         name: &str,
         origin: &str,
-        owns: OwnsFile<'_>,
+        owns: OwnsFile,
     ) -> Result<Edited, ChangeError> {
-        let _guard = self.inner.change_lock.lock().await;
+        let (name, origin) = (name.to_string(), origin.to_string());
+        self.changing(move |registry| registry.remove_plugin_now(&name, &origin, &*owns))
+            .await?
+    }
+
+    fn remove_plugin_now(
+        &self,
+        name: &str,
+        origin: &str,
+        owns: &dyn Fn(&RelativePath) -> bool,
+    ) -> Result<Edited, ChangeError> {
         let current = self.read_catalog()?;
         let Some(index) = current.catalog.position(name) else {
             return Err(self.unknown(name));
         };
         let mut catalog = current.catalog.clone();
         let removed = catalog.plugins.remove(index);
-        let module_path = self.module_path(&removed);
-        let file = self.write_catalog(&catalog)?;
+        let module = removed.module().map_err(path_error)?;
+        let (file, text) = CatalogFile::render(self.catalog_path(), catalog.clone())
+            .map_err(ChangeError::Catalog)?;
+        self.write_catalog(&text)?;
         let snapshot = self.snapshot();
         let entries: Vec<PluginEntry> = snapshot
             .plugins
@@ -116,11 +149,9 @@ impl Registry {
             .cloned()
             .collect();
         self.publish(Arc::new(file), entries, true);
-        let still_used = catalog
-            .plugins
-            .iter()
-            .any(|p| self.module_path(p) == module_path);
-        let module_deleted = !still_used && owns(&module_path) && self.delete_module(&module_path);
+        let module_deleted =
+            !uses(&catalog, &module) && owns(&module) && self.delete_module(&module);
+        let module_path = module.in_folder(self.plugins_dir());
         let report = ChangeReport {
             changes: vec![PluginChange {
                 plugin: name.to_string(),
@@ -155,38 +186,44 @@ impl Registry {
         }
     }
 
-    fn module_path(&self, spec: &PluginSpec) -> PathBuf {
-        module_path_of(spec, &self.inner.options.runtime.plugins_dir)
+    fn plugins_dir(&self) -> &Path {
+        &self.inner.options.runtime.plugins_dir
     }
 
     /// Check `catalog` (with `spec` in it) and the module, then write the
     /// module and plugins.yml and publish.
     #[allow(clippy::too_many_arguments)]
-    async fn write_and_publish(
+    fn write_and_publish(
         &self,
         current: CatalogFile,
         catalog: Catalog,
         spec: &PluginSpec,
-        module: Option<Vec<u8>>,
+        bytes: Option<Vec<u8>>,
         change: Change,
         origin: &str,
-        owns: OwnsFile<'_>,
+        owns: &dyn Fn(&RelativePath) -> bool,
     ) -> Result<Edited, ChangeError> {
         // The whole catalog must stay valid: unique names, unique tool names.
-        CatalogFile::new_in_memory(self.catalog_path(), catalog.clone())
-            .map_err(|error| ChangeError::Conflict(problems_only(&error)))?;
-        let target = self.module_path(spec);
+        let (file, text) = CatalogFile::render(self.catalog_path(), catalog.clone()).map_err(
+            |error| match error {
+                CatalogError::Invalid { .. } => ChangeError::Conflict(problems_only(&error)),
+                other => ChangeError::Catalog(other),
+            },
+        )?;
+        let module = spec.module().map_err(path_error)?;
         if let Some(other) = catalog
             .plugins
             .iter()
-            .find(|p| p.name != spec.name && self.module_path(p) == target)
+            .find(|p| p.name != spec.name && p.module().is_ok_and(|m| m == module))
         {
             return Err(ChangeError::Conflict(format!(
                 "path `{}` is the module of plugin `{}`; choose another path",
                 spec.path, other.name
             )));
         }
-        let bytes = match module {
+        // Nothing is read or written through a link that leaves the folder.
+        let target = module.resolve(self.plugins_dir()).map_err(path_error)?;
+        let bytes = match bytes {
             Some(bytes) => bytes,
             None => std::fs::read(&target).map_err(|_| {
                 ChangeError::Module(format!(
@@ -196,48 +233,35 @@ impl Registry {
             })?,
         };
         // Compile and check before anything is written.
-        let loaded = {
-            let spec_name = spec.name.clone();
-            let spec = spec.clone();
-            let target = target.clone();
-            let settings = self.inner.options.runtime.clone();
-            let bytes = bytes.clone();
-            let loaded = tokio::task::spawn_blocking(move || {
-                LoadedPlugin::from_bytes(&spec, target, &bytes, &settings)
-            })
-            .await
-            .map_err(|_| ChangeError::Module("the loader thread panicked".into()))?;
-            self.metrics().plugin_loaded(&spec_name, loaded.is_ok());
-            loaded.map_err(|error| ChangeError::Module(error.to_string()))?
-        };
+        let loaded =
+            LoadedPlugin::from_bytes(spec, target.clone(), &bytes, &self.inner.options.runtime);
+        self.metrics().plugin_loaded(&spec.name, loaded.is_ok());
+        let loaded = loaded.map_err(|error| ChangeError::Module(error.to_string()))?;
         let previous_bytes = std::fs::read(&target).ok();
-        let previous_path = current
+        let previous_module = current
             .catalog
             .plugins
             .iter()
             .find(|p| p.name == spec.name)
-            .map(|p| self.module_path(p));
-        self.write_module(&target, &bytes)?;
-        let file = match self.write_catalog(&catalog) {
-            Ok(file) => file,
-            Err(error) => {
-                // Leave the folder as it was.
-                match &previous_bytes {
-                    Some(old) => {
-                        let _ = atomic_file::write(&target, old);
-                    }
-                    None => {
-                        self.delete_module(&target);
-                    }
+            .and_then(|p| p.module().ok());
+        write_module(&target, &bytes)?;
+        if let Err(error) = self.write_catalog(&text) {
+            // Leave the folder as it was.
+            match &previous_bytes {
+                Some(old) => {
+                    let _ = atomic_file::write(&target, old);
                 }
-                return Err(error);
+                None => {
+                    self.delete_module(&module);
+                }
             }
-        };
+            return Err(error);
+        }
         // A replaced plugin that moved leaves its old module behind; delete
         // it if it is ours and nothing else uses it.
-        if let Some(old) = previous_path
-            && old != target
-            && !catalog.plugins.iter().any(|p| self.module_path(p) == old)
+        if let Some(old) = previous_module
+            && old != module
+            && !uses(&catalog, &old)
             && owns(&old)
         {
             self.delete_module(&old);
@@ -282,51 +306,51 @@ impl Registry {
         })
     }
 
-    /// Whether the folder `path` is in resolves (links followed) inside the
-    /// plugins folder: nothing is written or deleted anywhere else.
-    fn in_plugins_folder(&self, path: &Path) -> bool {
-        let plugins_dir = &self.inner.options.runtime.plugins_dir;
-        match (
-            path.parent().map(std::fs::canonicalize),
-            std::fs::canonicalize(plugins_dir),
-        ) {
-            (Some(Ok(parent)), Ok(root)) => parent.starts_with(root),
-            _ => false,
-        }
+    /// Delete the file of `module`, if it resolves inside the plugins folder.
+    fn delete_module(&self, module: &RelativePath) -> bool {
+        module
+            .resolve(self.plugins_dir())
+            .is_ok_and(|path| std::fs::remove_file(path).is_ok())
     }
 
-    fn delete_module(&self, path: &Path) -> bool {
-        self.in_plugins_folder(path) && std::fs::remove_file(path).is_ok()
-    }
-
-    fn write_module(&self, target: &Path, bytes: &[u8]) -> Result<(), ChangeError> {
-        let write = || -> std::io::Result<()> {
-            if let Some(parent) = target.parent() {
-                std::fs::create_dir_all(parent)?;
-            }
-            if !self.in_plugins_folder(target) {
-                return Err(std::io::Error::other(
-                    "the folder leads outside the plugins folder (a symbolic link?)",
-                ));
-            }
-            atomic_file::write(target, bytes)
-        };
-        write().map_err(|source| ChangeError::Write {
-            path: target.to_path_buf(),
+    /// Write `text`, made by [`CatalogFile::render`], as plugins.yml.
+    fn write_catalog(&self, text: &str) -> Result<(), ChangeError> {
+        let path = self.catalog_path();
+        atomic_file::write_with_backup(path, text.as_bytes()).map_err(|source| ChangeError::Write {
+            path: path.to_path_buf(),
             source,
         })
     }
+}
 
-    fn write_catalog(&self, catalog: &Catalog) -> Result<CatalogFile, ChangeError> {
-        let path = self.catalog_path();
-        let text = catalog.to_yaml();
-        atomic_file::write_with_backup(path, text.as_bytes()).map_err(|source| {
-            ChangeError::Write {
-                path: path.to_path_buf(),
-                source,
-            }
-        })?;
-        CatalogFile::parse(path, &text).map_err(ChangeError::Catalog)
+/// Write a module at `target`, a path [`RelativePath::resolve`] checked.
+fn write_module(target: &Path, bytes: &[u8]) -> Result<(), ChangeError> {
+    let write = || -> std::io::Result<()> {
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        atomic_file::write(target, bytes)
+    };
+    write().map_err(|source| ChangeError::Write {
+        path: target.to_path_buf(),
+        source,
+    })
+}
+
+/// Whether a plugin of `catalog` has its module at `module`.
+fn uses(catalog: &Catalog, module: &RelativePath) -> bool {
+    catalog
+        .plugins
+        .iter()
+        .any(|p| p.module().is_ok_and(|m| m == *module))
+}
+
+/// A module path that cannot be used: a conflict the client can fix by
+/// choosing another path, or a file system error.
+fn path_error(error: PathError) -> ChangeError {
+    match error {
+        PathError::Io { path, source } => ChangeError::Write { path, source },
+        other => ChangeError::Conflict(other.to_string()),
     }
 }
 

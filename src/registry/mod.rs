@@ -23,7 +23,7 @@ mod running;
 mod tool;
 
 use std::borrow::Cow;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -46,6 +46,7 @@ use crate::catalog::{CatalogError, CatalogFile, PluginSpec};
 use crate::events::{CallEvent, CallKind, CallSource, CallStatus, EventBus, ServerEvent, preview};
 use crate::metrics::{CallMetrics, FinishedCall};
 use crate::redaction::redact;
+use crate::ring::Ring;
 use crate::runtime::{CallControl, CallFailure, FailureKind, LoadedPlugin, RuntimeSettings};
 use crate::telemetry::{self, Tracing};
 
@@ -207,9 +208,9 @@ struct Inner {
     metrics: CallMetrics,
     /// Bumped when the tool list changes; MCP sessions watch it.
     tools_changed: watch::Sender<u64>,
-    /// One change to plugins at a time.
-    change_lock: tokio::sync::Mutex<()>,
-    details: Option<Mutex<VecDeque<Arc<CallDetail>>>>,
+    /// One change to plugins at a time (held by the thread doing it).
+    change_lock: Arc<tokio::sync::Mutex<()>>,
+    details: Option<Mutex<Ring<Arc<CallDetail>>>>,
     /// What resources.yml serves.
     resources: definitions::Store<ResourceSet>,
     /// What prompts.yml serves.
@@ -314,7 +315,7 @@ impl Registry {
         let snapshot = Snapshot::new(0, catalog, plugins);
         let details = options
             .keep_call_details
-            .then(|| Mutex::new(VecDeque::with_capacity(CALL_DETAILS_KEPT)));
+            .then(|| Mutex::new(Ring::new(CALL_DETAILS_KEPT)));
         Self {
             inner: Arc::new(Inner {
                 live: ArcSwap::from_pointee(snapshot),
@@ -322,7 +323,7 @@ impl Registry {
                 bus,
                 metrics: CallMetrics::default(),
                 tools_changed: watch::channel(0).0,
-                change_lock: tokio::sync::Mutex::new(()),
+                change_lock: Arc::new(tokio::sync::Mutex::new(())),
                 details,
                 resources: definitions::Store::new(),
                 prompts: definitions::Store::new(),
@@ -557,10 +558,7 @@ impl Registry {
                 .map_err(Clone::clone),
         });
         if let Ok(mut details) = details.lock() {
-            if details.len() == CALL_DETAILS_KEPT {
-                details.pop_front();
-            }
-            details.push_back(detail);
+            details.push(detail);
         }
     }
 

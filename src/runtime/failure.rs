@@ -4,6 +4,8 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::catalog::PathError;
+
 /// Why a plugin could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -35,10 +37,10 @@ pub enum LoadError {
     PathsNeedWasi,
     #[error("allowed path {} does not exist or is not a folder", path.display())]
     AllowedPathMissing { path: PathBuf },
-    #[error("allowed path {} leaves the plugins folder (through a symbolic link)", path.display())]
-    AllowedPathEscapes { path: PathBuf },
-    #[error("module file {} leaves the plugins folder (through a symbolic link)", path.display())]
-    ModuleEscapes { path: PathBuf },
+    #[error("allowed path: {0}")]
+    AllowedPath(PathError),
+    #[error("module file: {0}")]
+    ModulePath(PathError),
     #[error("extism could not compile {file}: {reason}")]
     Compile { file: String, reason: String },
 }

@@ -19,7 +19,7 @@ use std::time::Duration;
 pub use failure::{CallFailure, FailureKind, LoadError};
 pub use host::{CallControl, PROGRESS_FUNCTION, Progress, ProgressReporter};
 pub use module::ModuleInfo;
-pub use plugin::{CallOutput, LoadedPlugin, digest, module_path_of};
+pub use plugin::{CallOutput, LoadedPlugin, digest};
 
 /// Settings that apply to every plugin, from the command line.
 #[derive(Debug, Clone)]

@@ -12,7 +12,7 @@ use super::host::{CallControl, SlotSink};
 use super::module::ModuleInfo;
 use super::pool::{InstancePool, Limits, Slot};
 use super::{CompileCache, RuntimeSettings};
-use crate::catalog::PluginSpec;
+use crate::catalog::{PluginSpec, RelativePath};
 
 /// A plugin ready to serve calls. Cheap to share: calls in flight keep the
 /// version they started on alive after a reload has swapped in a new one.
@@ -145,29 +145,16 @@ impl LoadedPlugin {
     }
 }
 
-/// Where the module of `spec` belongs, whether it exists or not.
-pub fn module_path_of(spec: &PluginSpec, plugins_dir: &Path) -> PathBuf {
-    plugins_dir.join(spec.relative_path())
-}
-
 /// Where the module of `spec` is, refusing anything outside the plugins folder.
-pub fn module_path(spec: &PluginSpec, plugins_dir: &Path) -> Result<PathBuf, LoadError> {
-    let path = module_path_of(spec, plugins_dir);
+fn module_path(spec: &PluginSpec, plugins_dir: &Path) -> Result<PathBuf, LoadError> {
+    let path = spec
+        .module()
+        .and_then(|module| module.resolve(plugins_dir))
+        .map_err(LoadError::ModulePath)?;
     if !path.is_file() {
         return Err(LoadError::ModuleMissing { path });
     }
-    if !inside(&path, plugins_dir) {
-        return Err(LoadError::ModuleEscapes { path });
-    }
     Ok(path)
-}
-
-/// Whether `path` resolves (following links) to somewhere inside `dir`.
-fn inside(path: &Path, dir: &Path) -> bool {
-    match (std::fs::canonicalize(path), std::fs::canonicalize(dir)) {
-        (Ok(path), Ok(dir)) => path.starts_with(dir),
-        _ => false,
-    }
 }
 
 /// A fingerprint of module bytes (not cryptographic: it detects changes).
@@ -226,13 +213,11 @@ fn manifest(
                 Some(folder) => ("ro:", folder),
                 None => ("", host.as_str()),
             };
-            let relative = crate::catalog::normalize_relative(folder).unwrap_or_default();
-            let absolute = settings.plugins_dir.join(relative);
+            let absolute = RelativePath::new(folder)
+                .and_then(|folder| folder.resolve(&settings.plugins_dir))
+                .map_err(LoadError::AllowedPath)?;
             if !absolute.is_dir() {
                 return Err(LoadError::AllowedPathMissing { path: absolute });
-            }
-            if !inside(&absolute, &settings.plugins_dir) {
-                return Err(LoadError::AllowedPathEscapes { path: absolute });
             }
             let absolute = std::fs::canonicalize(&absolute).unwrap_or(absolute);
             paths.insert(

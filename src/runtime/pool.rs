@@ -2,19 +2,19 @@
 //!
 //! `extism::Plugin::call` takes `&mut self`, so an instance serves one call at
 //! a time; the pool holds `instances` of them so that calls run in parallel.
-//! A semaphore counts the idle instances: a call waits for one at most the
-//! queue timeout and is then refused as busy, so the queue never grows
-//! without bound. Plugin code runs on a blocking thread, and the instance is
-//! returned to the pool by that thread, so a caller that goes away (a client
-//! that disconnects) never loses an instance.
+//! The idle instances wait in a channel, which is the only record of what is
+//! free: a call takes one, waiting at most the queue timeout before it is
+//! refused as busy, so the queue never grows without bound. Plugin code runs
+//! on a blocking thread, and that thread puts the instance back, so a caller
+//! that goes away (a client that disconnects) never loses an instance.
 
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use extism::{CompiledPlugin, Plugin};
-use tokio::sync::Semaphore;
+use tokio::sync::{Mutex, mpsc};
 
 use super::failure::{CallFailure, FailureKind};
 use super::host::{CallControl, CallSignal, CancelOnDrop, SlotSink};
@@ -162,13 +162,6 @@ fn classify(
     (failure, true)
 }
 
-/// The idle list stays consistent even if a thread panicked while holding
-/// it: pushing and popping cannot leave it half-changed.
-fn lock(idle: &Mutex<Vec<Slot>>) -> std::sync::MutexGuard<'_, Vec<Slot>> {
-    idle.lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or(text)
 }
@@ -187,8 +180,12 @@ pub(crate) struct InstancePool {
 }
 
 struct PoolInner {
-    idle: Mutex<Vec<Slot>>,
-    permits: Arc<Semaphore>,
+    /// Where idle instances wait. The channel holds room for every instance,
+    /// so putting one back never waits or fails while the pool exists.
+    give_back: mpsc::Sender<Slot>,
+    /// Callers wait for the receiver in turn (the mutex is fair), then for
+    /// an instance.
+    idle: Mutex<mpsc::Receiver<Slot>>,
     running: AtomicU32,
     limits: Limits,
     queue_timeout: Duration,
@@ -197,10 +194,15 @@ struct PoolInner {
 impl InstancePool {
     pub fn new(slots: Vec<Slot>, limits: Limits, queue_timeout: Duration) -> Self {
         let size = slots.len();
+        let (give_back, idle) = mpsc::channel(size.max(1));
+        for slot in slots {
+            // Room for every slot: the channel was made for them.
+            let _ = give_back.try_send(slot);
+        }
         Self {
             inner: Arc::new(PoolInner {
-                permits: Arc::new(Semaphore::new(size)),
-                idle: Mutex::new(slots),
+                give_back,
+                idle: Mutex::new(idle),
                 running: AtomicU32::new(0),
                 limits,
                 queue_timeout,
@@ -213,10 +215,10 @@ impl InstancePool {
         self.size
     }
 
-    /// How many instances are running a call or reserved for one right now.
+    /// How many instances are out of the pool: running a call, or about to.
     pub fn busy(&self) -> usize {
-        self.size
-            .saturating_sub(self.inner.permits.available_permits())
+        // The channel's free room is exactly the instances not in it.
+        self.inner.give_back.capacity()
     }
 
     /// Run `function` with `input` on a free instance, with the caller's
@@ -230,16 +232,20 @@ impl InstancePool {
         let inner = &self.inner;
         let cancel = control.cancel.clone().unwrap_or_default();
         let asked = Instant::now();
-        let acquire =
-            tokio::time::timeout(inner.queue_timeout, inner.permits.clone().acquire_owned());
-        let permit = tokio::select! {
-            permit = acquire => permit,
+        let take = async { inner.idle.lock().await.recv().await };
+        let taken = tokio::select! {
+            taken = tokio::time::timeout(inner.queue_timeout, take) => taken,
             _ = cancel.cancelled() => {
-                return PoolOutput { output: Err(cancelled(&function)), overlapping: 0, waited: asked.elapsed() };
+                return PoolOutput {
+                    output: Err(cancelled(&function)),
+                    overlapping: 0,
+                    waited: asked.elapsed(),
+                };
             }
         };
-        let permit = match permit {
-            Ok(Ok(permit)) => permit,
+        let waited = asked.elapsed();
+        let mut slot = match taken {
+            Ok(Some(slot)) => slot,
             _ => {
                 return PoolOutput {
                     output: Err(CallFailure::new(
@@ -252,28 +258,15 @@ impl InstancePool {
                         ),
                     )),
                     overlapping: 0,
-                    waited: asked.elapsed(),
+                    waited,
                 };
             }
         };
-        let waited = asked.elapsed();
         let signal = Arc::new(CallSignal::default());
         let job = {
             let inner = Arc::clone(inner);
             let signal = Arc::clone(&signal);
             move || {
-                let Some(mut slot) = lock(&inner.idle).pop() else {
-                    // A permit is only handed out while a slot is idle.
-                    signal.finish();
-                    return PoolOutput {
-                        output: Err(CallFailure::new(
-                            FailureKind::Runtime,
-                            "internal error: no idle instance behind a free permit",
-                        )),
-                        overlapping: 0,
-                        waited,
-                    };
-                };
                 slot.sink.point_to(control.progress);
                 let overlapping = inner.running.fetch_add(1, Ordering::SeqCst) + 1;
                 let output = std::panic::catch_unwind(AssertUnwindSafe(|| {
@@ -292,8 +285,8 @@ impl InstancePool {
                 signal.finish();
                 slot.sink.clear();
                 inner.running.fetch_sub(1, Ordering::SeqCst);
-                lock(&inner.idle).push(slot);
-                drop(permit);
+                // Back in the channel, which has room for it.
+                let _ = inner.give_back.try_send(slot);
                 PoolOutput {
                     output,
                     overlapping,

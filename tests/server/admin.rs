@@ -555,6 +555,29 @@ async fn refused_requests_change_nothing_on_disk_or_in_the_server() {
 }
 
 #[tokio::test]
+async fn nothing_is_written_through_a_link_that_leaves_the_plugins_folder() {
+    let server = TestServer::start_in_copy(HELLO, |_| {}).await;
+    let outside = tempfile::tempdir().unwrap();
+    let bucket = server.root().join("plugins/bucket");
+    std::os::unix::fs::symlink(outside.path(), bucket.join("escape")).unwrap();
+    let admin = Admin::new(&server);
+    let (status, body) = admin
+        .upload(
+            "/upload-plugin",
+            Some(("greeter.wasm", hello_wasm())),
+            Some(greeter("bucket/escape/sub/greeter.wasm").to_string()),
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body.to_string().contains("outside the plugins folder"),
+        "{body}"
+    );
+    let created: Vec<_> = std::fs::read_dir(outside.path()).unwrap().collect();
+    assert!(created.is_empty(), "written outside: {created:?}");
+}
+
+#[tokio::test]
 async fn update_replaces_the_module_and_list_shows_the_state() {
     let yaml = format!(
         "{HELLO}  - name: broken\n    path: gone/gone.wasm\n    functions:\n      - function: nothing\n"
@@ -610,11 +633,80 @@ async fn update_replaces_the_module_and_list_shows_the_state() {
     assert_eq!(plugins[1]["state"], "failed");
     let error = plugins[1]["error"].as_str().unwrap();
     assert!(
-        error.contains("line 12") && error.contains("does not exist"),
+        error.contains("line 11") && error.contains("does not exist"),
         "{error}"
     );
     assert_eq!(plugins[2]["version"], "1.0.0");
     client.cancel().await.unwrap();
+}
+
+/// An HTTP request made from a thread and runtime of its own, so that it
+/// answers even while the server's only async worker is stuck.
+fn request_from_a_thread(method: reqwest::Method, url: String) -> std::sync::mpsc::Receiver<u16> {
+    let (sender, answer) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let status = runtime.block_on(async {
+            let response = reqwest::Client::new()
+                .request(method, url)
+                .bearer_auth(ADMIN_TOKEN)
+                .send()
+                .await
+                .unwrap();
+            response.status().as_u16()
+        });
+        let _ = sender.send(status);
+    });
+    answer
+}
+
+/// plugins.yml as a named pipe: reading it blocks until this test writes it.
+/// The server has one async worker; if it read the file on that worker, it
+/// could serve nothing else until the write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_slow_plugins_yml_never_holds_up_the_async_worker() {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    let server = TestServer::start(HELLO).await;
+    let catalog = server.root().join("plugins.yml");
+    std::fs::remove_file(&catalog).unwrap();
+    let c_path = std::ffi::CString::new(catalog.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo reads a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    let reload = request_from_a_thread(reqwest::Method::POST, format!("{}/reload", server.base()));
+    // Opening the pipe to write without blocking succeeds once the reload
+    // has it open to read: from then on the reload waits for our write.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut pipe = loop {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&catalog)
+        {
+            Ok(pipe) => break pipe,
+            Err(_) => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the reload never read plugins.yml"
+                );
+                std::thread::yield_now();
+            }
+        }
+    };
+    let health = request_from_a_thread(reqwest::Method::GET, format!("{}/health", server.base()));
+    let answered = health.recv_timeout(std::time::Duration::from_secs(20));
+    // Let the reload finish whatever happened.
+    pipe.write_all(HELLO.as_bytes()).unwrap();
+    drop(pipe);
+    assert_eq!(answered, Ok(200), "/health waited for the reload's read");
+    assert_eq!(
+        reload.recv_timeout(std::time::Duration::from_secs(30)),
+        Ok(200)
+    );
 }
 
 #[tokio::test]

@@ -28,90 +28,7 @@ pub fn repo_plugins() -> PathBuf {
 }
 
 /// plugins.yml with every sample plugin, the faults plugin under tight limits.
-pub const ALL_PLUGINS: &str = r#"
-plugins:
-  - name: roll-dice
-    path: roll-dice/roll-dice.wasm
-    version: 1.0.0
-    functions:
-      - displayName: rollDice
-        function: rollDice
-        description: roll dice
-        arguments:
-          - name: numFaces
-            type: integer
-          - name: numDice
-            type: integer
-  - name: hello
-    path: /hello/hello.wasm
-    wasi: false
-    functions:
-      - displayName: say hello
-        function: say_hello
-        arguments:
-          - name: name
-            type: string
-            description: who to greet
-  - name: addition
-    path: ./addition/addition.wasm
-    wasi: false
-    functions:
-      - displayName: add
-        function: add
-        description: add two numbers
-        arguments:
-          - name: left
-            type: number
-          - name: right
-            type: number
-  - name: config-reader
-    path: config-reader/config-reader.wasm
-    wasi: false
-    config:
-      answer: 42
-      WASM_GREETING: Hello
-    functions:
-      - displayName: read_config
-        function: read_config
-        arguments:
-          - name: key
-            type: string
-      - displayName: greet
-        function: greet
-        arguments:
-          - name: name
-            type: string
-  - name: faults
-    path: faults/faults.wasm
-    wasi: false
-    timeout_ms: 500
-    memory_mb: 32
-    instances: 4
-    functions:
-      - function: spin
-      - function: trap
-      - function: allocate
-        arguments:
-          - name: mb
-            type: integer
-      - function: huge_output
-        arguments:
-          - name: bytes
-            type: integer
-      - function: fail
-        arguments:
-          - name: message
-            type: string
-      - function: work
-        arguments:
-          - name: iterations
-            type: integer
-      - function: echo
-        arguments:
-          - name: text
-            type: string
-            required: false
-"#;
+pub const ALL_PLUGINS: &str = include_str!("../fixtures/all-plugins.yml");
 
 pub struct TestServer {
     pub server: RunningServer,
@@ -262,18 +179,7 @@ pub async fn connect(
 }
 
 /// plugins.yml with only the hello plugin.
-pub const HELLO: &str = r#"
-plugins:
-  - name: hello
-    path: hello/hello.wasm
-    wasi: false
-    functions:
-      - displayName: say hello
-        function: say_hello
-        arguments:
-          - name: name
-            type: string
-"#;
+pub const HELLO: &str = include_str!("../fixtures/hello.yml");
 
 /// Close a client shared between tasks once they are done with it.
 pub async fn close(client: std::sync::Arc<RunningService<RoleClient, ClientConfig>>) {

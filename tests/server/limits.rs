@@ -207,38 +207,7 @@ async fn a_call_that_finds_every_instance_busy_is_refused_after_the_queue_timeou
 }
 
 /// The sandbox plugin twice: without grants, and with a host and a folder.
-const SANDBOX: &str = r#"
-plugins:
-  - name: closed
-    path: sandbox/sandbox.wasm
-    functions:
-      - displayName: fetch_closed
-        function: fetch
-        arguments:
-          - name: url
-            type: string
-      - displayName: read_closed
-        function: read_file
-        arguments:
-          - name: path
-            type: string
-  - name: open
-    path: sandbox/sandbox.wasm
-    allowed_hosts: [127.0.0.1]
-    allowed_paths:
-      "ro:data": /data
-    functions:
-      - displayName: fetch_open
-        function: fetch
-        arguments:
-          - name: url
-            type: string
-      - displayName: read_open
-        function: read_file
-        arguments:
-          - name: path
-            type: string
-"#;
+const SANDBOX: &str = include_str!("../fixtures/sandbox.yml");
 
 #[tokio::test]
 async fn plugins_reach_no_host_and_no_file_unless_granted() {
@@ -280,4 +249,68 @@ async fn plugins_reach_no_host_and_no_file_unless_granted() {
     let refused = error_text(&call(&client, "read_open", json!({"path": "/etc/passwd"})).await);
     assert!(refused.contains("cannot read /etc/passwd"), "{refused}");
     client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_call_its_caller_drops_is_no_longer_counted_in_flight() {
+    use std::future::Future;
+    use std::task::Poll;
+    use wasimancer::events::CallSource;
+
+    let server = TestServer::start(ALL_PLUGINS).await;
+    let registry = server.server.registry.clone();
+    let in_flight = || registry.metrics().in_flight();
+    // Poll the call once: it is counted and waits for its plugin, as a
+    // request's future does when its client disconnects.
+    let mut spin = Box::pin(registry.call(CallSource::Cli, "spin", None));
+    std::future::poll_fn(|cx| {
+        assert!(spin.as_mut().poll(cx).is_pending());
+        Poll::Ready(())
+    })
+    .await;
+    assert_eq!(in_flight(), 1);
+    drop(spin);
+    assert_eq!(in_flight(), 0, "the dropped call is still counted");
+}
+
+#[tokio::test]
+async fn a_caller_that_stops_waiting_for_an_instance_takes_none_away() {
+    use std::future::Future;
+    use std::task::Poll;
+    use wasimancer::events::CallSource;
+
+    let yaml = ALL_PLUGINS.replace("instances: 4", "instances: 1");
+    let server = TestServer::start(&yaml).await;
+    let registry = server.server.registry.clone();
+    let faults = registry
+        .snapshot()
+        .plugin("faults")
+        .and_then(|p| p.serving.clone())
+        .unwrap();
+    let spinning = tokio::spawn({
+        let registry = registry.clone();
+        async move { registry.call(CallSource::Cli, "spin", None).await }
+    });
+    let deadline = SystemTime::now() + Duration::from_secs(10);
+    while faults.busy_instances() == 0 {
+        assert!(SystemTime::now() < deadline, "the spin call never started");
+        tokio::task::yield_now().await;
+    }
+    // A second call waits in the queue for the only instance; its caller
+    // gives up.
+    let mut waiting = Box::pin(registry.call(CallSource::Cli, "echo", None));
+    std::future::poll_fn(|cx| {
+        assert!(waiting.as_mut().poll(cx).is_pending());
+        Poll::Ready(())
+    })
+    .await;
+    drop(waiting);
+    assert!(
+        spinning.await.unwrap().is_err(),
+        "spin stops at its timeout"
+    );
+    assert_eq!(faults.busy_instances(), 0);
+    let reply = registry.call(CallSource::Cli, "echo", None).await.unwrap();
+    assert_eq!(reply.output.readable(), "{}");
+    assert_eq!(faults.busy_instances(), 0);
 }

@@ -174,8 +174,9 @@ async fn wasimancer_scripts_work_without_initialize() {
     );
 }
 
-#[tokio::test]
-async fn an_abandoned_session_is_closed_after_the_idle_timeout() {
+/// A server whose sessions close after 500 ms without a request, and a
+/// session on it that its client initialized and then abandoned.
+async fn an_abandoned_session() -> (TestServer, String) {
     let server = TestServer::start_with(HELLO, |s| {
         s.http.sessions.idle_timeout = std::time::Duration::from_millis(500);
     })
@@ -191,19 +192,58 @@ async fn an_abandoned_session_is_closed_after_the_idle_timeout() {
         .to_str()
         .unwrap()
         .to_string();
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string();
+    assert_eq!(ping_in(&server, &session, initialized).await, 202);
+    (server, session)
+}
+
+/// POST `body` in `session`; the status.
+async fn ping_in(server: &TestServer, session: &str, body: String) -> u16 {
+    let bearer = format!("Bearer {TOKEN}");
     let headers = [
         ("authorization", bearer.as_str()),
-        ("mcp-session-id", session.as_str()),
+        ("mcp-session-id", session),
         ("mcp-protocol-version", "2025-11-25"),
     ];
-    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string();
-    assert_eq!(
-        post_mcp(&server.url, initialized, &headers).await.status(),
-        202
-    );
-    // The client goes away without closing its session. Time passing is what
-    // is tested here: nothing to wait for but the timeout.
+    post_mcp(&server.url, body, &headers)
+        .await
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn an_abandoned_session_is_closed_after_the_idle_timeout() {
+    let (server, session) = an_abandoned_session().await;
+    // Time passing is what is tested here: nothing to wait for but the timeout.
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-    let late = post_mcp(&server.url, rpc(2, "ping", json!({})), &headers).await;
-    assert_eq!(late.status(), 404, "the idle session is gone");
+    let ping = rpc(2, "ping", json!({}));
+    assert_eq!(
+        ping_in(&server, &session, ping).await,
+        404,
+        "the idle session is gone"
+    );
+}
+
+/// Notifications the server sends do not keep a session alive: only its
+/// client does. A client that went away while plugins keep changing must
+/// not leave its session (and everything it holds) behind for good.
+#[tokio::test]
+async fn an_abandoned_session_is_closed_even_while_tools_keep_changing() {
+    let (server, session) = an_abandoned_session().await;
+    // Tools change every 100 ms for 2 s: each change notifies the session.
+    for _ in 0..20 {
+        server
+            .server
+            .registry
+            .reload_plugin("hello", "test")
+            .await
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let ping = rpc(2, "ping", json!({}));
+    assert_eq!(
+        ping_in(&server, &session, ping).await,
+        404,
+        "the abandoned session is gone"
+    );
 }

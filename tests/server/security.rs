@@ -183,3 +183,29 @@ async fn health_needs_no_token_and_reports_plugins() {
     assert_eq!(health["plugins"], json!({"loaded": 1, "failed": 1}));
     assert_eq!(health["tools"], 1);
 }
+
+#[tokio::test]
+async fn a_host_that_is_not_text_is_refused_on_every_route() {
+    let server = TestServer::start(HELLO).await;
+    let host = reqwest::header::HeaderValue::from_bytes(b"\xff\xfe.example").unwrap();
+    let admin = reqwest::Client::new()
+        .get(format!("{}/plugins", server.base()))
+        .bearer_auth(ADMIN_TOKEN)
+        .header("host", host.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(admin.status(), 403);
+    assert!(admin.text().await.unwrap().contains("not text"));
+    let mcp = reqwest::Client::new()
+        .post(&server.url)
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("host", host)
+        .body(list_tools())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(mcp.status(), 403);
+}

@@ -213,3 +213,29 @@ async fn calls_are_recorded_with_source_tool_plugin_and_previews() {
     assert_eq!(detail.output.as_deref(), Ok("Hello, Rec!"));
     client.cancel().await.unwrap();
 }
+
+#[tokio::test]
+async fn only_the_latest_call_details_are_kept() {
+    use wasimancer::events::CallSource;
+
+    let server = TestServer::start(HELLO).await;
+    let registry = &server.server.registry;
+    let arguments = json!({"name": "x"}).as_object().cloned();
+    let mut ids = Vec::new();
+    for _ in 0..1001 {
+        let reply = registry
+            .call(CallSource::Cli, "say_hello", arguments.clone())
+            .await
+            .unwrap();
+        ids.push(reply.call_id);
+    }
+    assert!(
+        registry.call_detail(ids[0]).is_none(),
+        "the oldest is forgotten"
+    );
+    for id in [ids[1], ids[1000]] {
+        let detail = registry.call_detail(id).expect("a recent call's details");
+        assert_eq!(detail.id, id);
+        assert_eq!(detail.output.as_deref(), Ok("Hello, x!"));
+    }
+}

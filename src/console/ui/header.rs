@@ -64,8 +64,9 @@ pub fn render(app: &App, frame: &mut Frame<'_>, area: Rect) {
             Span::raw(reason.clone()),
         ]),
         Connection::Connecting => Line::styled(" waiting for the server's welcome…", theme.dim),
-        // The second drops, until it fits: the call total, the resources
-        // and prompts, the plugins' words, then the call rate.
+        // The second drops, until it fits: the resources and prompts (the
+        // fourth pane lists them), the call total, the plugins' words, then
+        // the call rate.
         Connection::Attached => (0..=Brevity::MOST)
             .map(|brevity| second_line(app, Brevity(brevity)))
             .find(|line| line.width() <= width)
@@ -184,14 +185,14 @@ fn first_line(app: &App, server: &ServerView, shown: Shown) -> Line<'static> {
 struct Brevity(u8);
 
 impl Brevity {
-    /// 1 drops the total, 2 the resources and prompts, 3 the plugins'
+    /// 1 drops the resources and prompts, 2 the total, 3 the plugins'
     /// words, 4 the call rate.
     const MOST: u8 = 4;
 
-    fn total(self) -> bool {
+    fn library(self) -> bool {
         self.0 < 1
     }
-    fn library(self) -> bool {
+    fn total(self) -> bool {
         self.0 < 2
     }
     fn plugin_words(self) -> bool {
