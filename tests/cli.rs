@@ -4,7 +4,7 @@ use std::process::{Command, Output};
 
 mod support;
 
-use support::{Headless, repo, wasimancer};
+use support::{Headless, plugins_folder, repo, wasimancer};
 
 fn run(command: &mut Command) -> (bool, String, String) {
     let Output {
@@ -17,21 +17,6 @@ fn run(command: &mut Command) -> (bool, String, String) {
         String::from_utf8_lossy(&stdout).into_owned(),
         String::from_utf8_lossy(&stderr).into_owned(),
     )
-}
-
-/// A plugins folder in a temp dir with `yaml` as its plugins.yml, and the
-/// hello module copied in.
-fn plugins_folder(yaml: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let plugins = dir.path().join("plugins");
-    std::fs::create_dir_all(plugins.join("hello")).unwrap();
-    std::fs::copy(
-        repo().join("plugins/hello/hello.wasm"),
-        plugins.join("hello/hello.wasm"),
-    )
-    .unwrap();
-    std::fs::write(plugins.join("plugins.yml"), yaml).unwrap();
-    dir
 }
 
 /// plugins.yml with only the hello plugin.

@@ -181,3 +181,15 @@ impl Nginx {
         format!("http://127.0.0.1:{}", self.port)
     }
 }
+
+impl Drop for Nginx {
+    /// Its master stops its workers on SIGTERM; killed, it would leave them
+    /// running.
+    fn drop(&mut self) {
+        // SAFETY: kill only sends a signal to the nginx this test started.
+        unsafe {
+            libc::kill(self._process.0.id() as i32, libc::SIGTERM);
+        }
+        let _ = self._process.0.wait();
+    }
+}

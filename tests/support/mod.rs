@@ -46,6 +46,21 @@ pub fn wasimancer(args: &[&str]) -> Command {
     command
 }
 
+/// A plugins folder in a temp dir with `yaml` as its plugins.yml, and the
+/// hello module copied in.
+pub fn plugins_folder(yaml: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(plugins.join("hello")).unwrap();
+    std::fs::copy(
+        repo().join("plugins/hello/hello.wasm"),
+        plugins.join("hello/hello.wasm"),
+    )
+    .unwrap();
+    std::fs::write(plugins.join("plugins.yml"), yaml).unwrap();
+    dir
+}
+
 /// A headless server: the process and its stderr lines as they come. It is
 /// killed when dropped, so a failing test leaves no server behind.
 pub struct Headless {
