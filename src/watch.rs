@@ -34,20 +34,30 @@ const NETWORK_POLL: Duration = Duration::from_secs(1);
 /// Watch in the background until `shutdown`: with the kernel's
 /// notifications, or by looking every `poll` when given (or every second
 /// when the plugins are on a network filesystem).
+///
+/// The watches are in place when this returns, so a change made right after
+/// the server has started is seen (a poll watcher's first look is the
+/// baseline: a change made before it would go unnoticed).
 pub fn spawn(registry: Registry, poll: Option<Duration>, shutdown: CancellationToken) {
-    tokio::spawn(async move {
-        if let Err(error) = run(registry, poll, shutdown).await {
-            tracing::error!(%error, "watch mode stopped");
+    let started = match start(&registry, poll) {
+        Ok(started) => started,
+        Err(error) => {
+            tracing::error!(%error, "watch mode did not start");
+            return;
         }
-    });
+    };
+    tokio::spawn(run(registry, started, shutdown));
 }
 
-async fn run(
-    registry: Registry,
-    poll: Option<Duration>,
-    shutdown: CancellationToken,
-) -> notify::Result<()> {
-    let (sender, mut changes) = mpsc::unbounded_channel::<PathBuf>();
+/// A watcher with its watches in place, and where it sends changed paths.
+struct Started {
+    watcher: Box<dyn Watcher + Send>,
+    watched: BTreeSet<PathBuf>,
+    changes: mpsc::UnboundedReceiver<PathBuf>,
+}
+
+fn start(registry: &Registry, poll: Option<Duration>) -> notify::Result<Started> {
+    let (sender, changes) = mpsc::unbounded_channel::<PathBuf>();
     let handler = move |event: notify::Result<notify::Event>| {
         if let Ok(event) = event
             && matches!(
@@ -65,12 +75,18 @@ async fn run(
     let mut watcher: Box<dyn Watcher + Send> = match poll {
         Some(every) => Box::new(notify::PollWatcher::new(
             handler,
-            notify::Config::default().with_poll_interval(every),
+            // notify's poller keeps modification times in whole seconds, so
+            // a second write within the same second would go unseen: it
+            // compares contents instead (the watched files are small YAML
+            // files and the modules).
+            notify::Config::default()
+                .with_poll_interval(every)
+                .with_compare_contents(true),
         )?),
         None => Box::new(notify::recommended_watcher(handler)?),
     };
     let mut watched = BTreeSet::new();
-    update_watches(&registry, watcher.as_mut(), &mut watched);
+    update_watches(registry, watcher.as_mut(), &mut watched);
     let how = match (poll, network) {
         (Some(every), Some(kind)) => {
             format!("looking every {every:?} ({kind} tells no changes made elsewhere)")
@@ -82,6 +98,19 @@ async fn run(
         folders = watched.len(),
         "watching plugins.yml, resources.yml, prompts.yml and the module folders, {how}"
     );
+    Ok(Started {
+        watcher,
+        watched,
+        changes,
+    })
+}
+
+async fn run(registry: Registry, started: Started, shutdown: CancellationToken) {
+    let Started {
+        mut watcher,
+        mut watched,
+        mut changes,
+    } = started;
     let file_names: Vec<_> = std::iter::once(registry.catalog_path().to_path_buf())
         .chain(registry.definition_files())
         .filter_map(|path| path.file_name().map(|n| n.to_os_string()))
@@ -94,16 +123,16 @@ async fn run(
     loop {
         let first = tokio::select! {
             path = changes.recv() => path,
-            _ = shutdown.cancelled() => return Ok(()),
+            _ = shutdown.cancelled() => return,
         };
         let Some(first) = first else {
-            return Ok(());
+            return;
         };
         let mut matters = relevant(&first);
         loop {
             match tokio::time::timeout(QUIET, changes.recv()).await {
                 Ok(Some(path)) => matters |= relevant(&path),
-                Ok(None) => return Ok(()),
+                Ok(None) => return,
                 Err(_) => break,
             }
         }

@@ -906,3 +906,30 @@ async fn watch_mode_reloads_what_changes_on_disk() {
     assert_eq!(client.list_all_tools().await.unwrap().len(), 2);
     client.cancel().await.unwrap();
 }
+
+/// On a network filesystem the kernel does not report changes, so watch mode
+/// polls; `watch_poll` forces that here, on a local folder.
+#[tokio::test]
+async fn watch_mode_by_polling_reloads_what_changes_on_disk() {
+    let server = TestServer::start_in_copy(HELLO, |s| {
+        s.watch = true;
+        s.watch_poll = Some(std::time::Duration::from_millis(100));
+    })
+    .await;
+    let mut events = server.events();
+    let client = server.client().await;
+    let module = server.root().join("plugins/hello/hello.wasm");
+    std::fs::write(&module, hello_v2_wasm()).unwrap();
+    wait_for_change(&mut events, Change::Replaced).await;
+    assert_eq!(
+        ok_text(&call(&client, "say_hello", json!({"name": "P"})).await),
+        "Bonjour, P!"
+    );
+    std::fs::write(server.root().join("plugins.yml"), with_addition()).unwrap();
+    wait_for_change(&mut events, Change::Added).await;
+    assert_eq!(
+        ok_text(&call(&client, "add", json!({"left": 2, "right": 3})).await),
+        r#"{"result":5}"#
+    );
+    client.cancel().await.unwrap();
+}
