@@ -1,8 +1,9 @@
 //! tools/call throughput and latency over HTTP on loopback, and the raw cost
 //! of a call in-process. Run with:
 //!
-//!     cargo bench --bench mcp_calls
-//!     cargo bench --bench mcp_calls -- --seconds 10 --levels 1,16,64
+//!     cargo bench --bench mcp_calls                  # beside the floor, when it is there
+//!     cargo bench --bench mcp_calls -- --rounds 3 --seconds 4
+//!     cargo bench --bench mcp_calls -- --no-floor --seconds 10 --levels 1,16,64
 //!     cargo bench --bench mcp_calls -- --console      # the server with its console, in tmux
 //!     cargo bench --bench mcp_calls -- --compare 5    # headless vs console, 5 rounds, then idle CPU
 //!     cargo bench --bench mcp_calls -- --compare 5 --same   # headless vs headless: the noise floor
@@ -10,6 +11,12 @@
 //!     cargo bench --bench mcp_calls -- --soak 30      # 30 minutes of churn; fails on a leak
 //!     cargo bench --bench mcp_calls -- --soak 30 --warmup 5   # growth judged after 5 minutes
 //!     cargo bench --bench mcp_calls -- --cluster      # through nginx, 1 and 3 replicas, Redis sessions
+//!
+//! When `../shared/bench/floor` (beside the repository) is there, the bench
+//! builds it into this project's target folder and runs it beside the server
+//! (see `floor`): both modes (sessions, stateless), each level, wasimancer
+//! and the floor alternating, `--rounds` times, and prints wasimancer/floor.
+//! `--no-floor` (or no floor) measures the server alone.
 //!
 //! The server is the release binary, started as `wasimancer serve --headless`
 //! in its own process (with RUST_BACKTRACE unset: extism builds a backtrace
@@ -63,6 +70,8 @@ use wasimancer::events::{CallSource, EventBus};
 use wasimancer::registry::{Registry, RegistryOptions};
 use wasimancer::runtime::{CallControl, CompileCache, RuntimeSettings};
 
+#[path = "mcp_calls/floor.rs"]
+mod floor;
 #[path = "mcp_calls/soak.rs"]
 mod soak;
 
@@ -85,6 +94,10 @@ struct Options {
     soak: Option<f64>,
     /// Minutes of the soak before growth counts.
     warmup: f64,
+    /// Rounds beside the floor.
+    rounds: usize,
+    /// Measure the server alone even when the floor is there.
+    no_floor: bool,
 }
 
 fn options() -> Options {
@@ -99,6 +112,8 @@ fn options() -> Options {
         idle_seconds: 10.0,
         soak: None,
         warmup: 1.0,
+        rounds: 2,
+        no_floor: false,
     };
     let args: Vec<String> = std::env::args().collect();
     let mut i = 1;
@@ -115,6 +130,15 @@ fn options() -> Options {
                 i += 1;
             }
             "--console" => options.console = true,
+            "--no-floor" => options.no_floor = true,
+            "--rounds" => {
+                options.rounds = args
+                    .get(i + 1)
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(2usize)
+                    .max(1);
+                i += 1;
+            }
             "--same" => options.same = true,
             "--cluster" => options.cluster = true,
             "--compare" => {
@@ -390,11 +414,11 @@ fn idle_cpu(server: &Server, seconds: f64) -> (f64, f64, f64) {
     )
 }
 
-/// One client: a connection and a session.
+/// One client: a connection and a session (none from a stateless server).
 struct Session {
     http: reqwest::Client,
     url: String,
-    session: String,
+    session: Option<String>,
 }
 
 impl Session {
@@ -424,12 +448,14 @@ impl Session {
             .send()
             .await
             .map_err(|e| format!("initialize: {e}"))?;
+        if !response.status().is_success() {
+            return Err(format!("initialize: HTTP {}", response.status()));
+        }
         let session = response
             .headers()
             .get("mcp-session-id")
             .and_then(|id| id.to_str().ok())
-            .ok_or_else(|| format!("initialize: HTTP {}, no session", response.status()))?
-            .to_string();
+            .map(str::to_string);
         let _ = response.bytes().await;
         let this = Self { http, url, session };
         this.post(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string())
@@ -438,18 +464,17 @@ impl Session {
     }
 
     async fn post(&self, body: String) -> Result<String, String> {
-        let response = self
+        let mut request = self
             .http
             .post(&self.url)
             .bearer_auth(TOKEN)
             .header("content-type", "application/json")
             .header("accept", "application/json, text/event-stream")
-            .header("mcp-session-id", &self.session)
-            .header("mcp-protocol-version", "2025-11-25")
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
+            .header("mcp-protocol-version", "2025-11-25");
+        if let Some(session) = &self.session {
+            request = request.header("mcp-session-id", session);
+        }
+        let response = request.body(body).send().await.map_err(|e| e.to_string())?;
         if !response.status().is_success() {
             return Err(format!("HTTP {}", response.status()));
         }
@@ -652,6 +677,19 @@ fn main() {
     if options.cluster {
         cluster(&runtime, &options);
         return;
+    }
+    if !options.console
+        && !options.no_floor
+        && let Some(sources) = floor::sources()
+    {
+        match floor::build(&sources) {
+            Ok(binary) => {
+                floor::side_by_side(&runtime, &options, &binary);
+                runtime.block_on(in_process_cost());
+                return;
+            }
+            Err(error) => println!("{error}; measuring the server alone"),
+        }
     }
     let server = Server::start(options.console);
     println!(

@@ -28,6 +28,17 @@ const NO_AUTHENTICATION: &str = "NO_AUTHENTICATION";
 const DEFAULT_LOG_FILTER: &str = "info,extism=off,wasmtime=warn,cranelift=warn,rmcp=warn";
 const QUIET_LOG_FILTER: &str = "warn,extism=off";
 
+/// jemalloc rather than the system's malloc: under session churn (sessions
+/// opened from many connections, served on whichever worker thread, and
+/// freed on another when they expire) glibc's per-thread arenas fragment and
+/// the server's RSS keeps creeping up although nothing leaks: 1,000
+/// abandoned sessions left 1.5 to 2 MiB behind after they expired, every
+/// round, under glibc, and nothing measurable under jemalloc (README,
+/// "Fuzzing and soak").
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse_resolved();
     let runtime = match tokio::runtime::Runtime::new() {
