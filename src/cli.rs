@@ -86,6 +86,16 @@ pub struct PluginArgs {
         global = true
     )]
     pub queue_timeout_ms: u64,
+    /// Calls of a function whose last 32 calls each took less than this many
+    /// microseconds run on the thread that received them, without the hop to
+    /// a blocking thread (0: never). Time and memory limits apply either way.
+    #[arg(
+        long,
+        env = "WASIMANCER_INLINE_BUDGET_US",
+        default_value_t = 500,
+        global = true
+    )]
+    pub inline_budget_us: u64,
     /// The largest plugin output handed back to a caller.
     #[arg(long, env = "WASIMANCER_MAX_OUTPUT_BYTES", default_value_t = 1024 * 1024, global = true)]
     pub max_output_bytes: usize,

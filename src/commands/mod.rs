@@ -31,6 +31,7 @@ pub fn runtime_settings(args: &PluginArgs) -> RuntimeSettings {
             .unwrap_or_else(runtime::default_instances)
             .max(1),
         compile_cache,
+        inline_budget: std::time::Duration::from_micros(args.inline_budget_us),
     }
 }
 

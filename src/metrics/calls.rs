@@ -76,6 +76,7 @@ pub struct CallMetrics {
     pub(super) tool_calls: Family<ToolCallLabels, Counter>,
     pub(super) durations: Family<ToolLabels, Histogram, fn() -> Histogram>,
     pub(super) instance_wait: Histogram,
+    pub(super) inline_calls: Counter,
     pub(super) plugin_loads: Family<PluginLoadLabels, Counter>,
     pub(super) resource_reads: Family<KindOutcomeLabels, Counter>,
     pub(super) prompt_renders: Family<KindOutcomeLabels, Counter>,
@@ -100,6 +101,7 @@ impl Default for CallMetrics {
             tool_calls: Family::default(),
             durations: Family::new_with_constructor(|| Histogram::new(DURATION_BUCKETS)),
             instance_wait: Histogram::new(WAIT_BUCKETS),
+            inline_calls: Counter::default(),
             plugin_loads: Family::default(),
             resource_reads: Family::default(),
             prompt_renders: Family::default(),
@@ -178,9 +180,13 @@ impl CallMetrics {
         }
     }
 
-    /// How long a call waited for a free instance.
-    pub fn instance_waited(&self, wait: Duration) {
+    /// A plugin ran a call: how long the call waited for a free instance,
+    /// and whether it ran on the async thread (a known-short function).
+    pub fn plugin_ran(&self, wait: Duration, inline: bool) {
         self.instance_wait.observe(wait.as_secs_f64());
+        if inline {
+            self.inline_calls.inc();
+        }
     }
 
     /// A plugin version was loaded (or failed to).

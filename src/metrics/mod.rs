@@ -88,6 +88,11 @@ impl Exposition {
             calls.instance_wait.clone(),
         );
         metrics.register(
+            "wasimancer_plugin_calls_inline",
+            "Plugin calls run on the thread that received them (functions whose recent calls were all short) instead of a blocking thread",
+            calls.inline_calls.clone(),
+        );
+        metrics.register(
             "wasimancer_plugin_loads",
             "Plugin loads (startup, reloads, uploads), by plugin and outcome (ok, failed)",
             calls.plugin_loads.clone(),

@@ -443,7 +443,7 @@ impl Registry {
                                 failure.map(|f| (f.kind.code(), f.message.as_str())),
                             );
                         }
-                        self.inner.metrics.instance_waited(result.waited);
+                        self.inner.metrics.plugin_ran(result.waited, result.inline);
                         let declared = &found.declared;
                         finished.output = result.output.and_then(|raw| {
                             ToolOutput::from_plugin(

@@ -370,7 +370,7 @@ impl Registry {
         let result = loaded
             .call(function.into(), input.into_bytes(), CallControl::default())
             .await;
-        self.metrics().instance_waited(result.waited);
+        self.metrics().plugin_ran(result.waited, result.inline);
         let output = result.output.and_then(|text| {
             let json = spec
                 .mime_type

@@ -21,6 +21,10 @@ pub use host::{CallControl, PROGRESS_FUNCTION, Progress, ProgressReporter};
 pub use module::ModuleInfo;
 pub use plugin::{CallOutput, LoadedPlugin, digest};
 
+/// The longest a call may take and still count as short: well under what
+/// an async worker may be held up without other requests noticing.
+pub const DEFAULT_INLINE_BUDGET: Duration = Duration::from_micros(500);
+
 /// Settings that apply to every plugin, from the command line.
 #[derive(Debug, Clone)]
 pub struct RuntimeSettings {
@@ -37,6 +41,9 @@ pub struct RuntimeSettings {
     /// The compiled-code cache: reusing compiled modules makes one engine per
     /// instance affordable.
     pub compile_cache: CompileCache,
+    /// How short a function's calls must all have been for its calls to run
+    /// on the async thread that receives them (see `pool`); zero: never.
+    pub inline_budget: Duration,
 }
 
 /// Where wasmtime keeps compiled modules between compilations and runs.
@@ -99,6 +106,7 @@ impl Default for RuntimeSettings {
             max_output_bytes: 1024 * 1024,
             default_instances: default_instances(),
             compile_cache: CompileCache::Disabled,
+            inline_budget: DEFAULT_INLINE_BUDGET,
         }
     }
 }

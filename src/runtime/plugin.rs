@@ -32,6 +32,8 @@ pub struct CallOutput {
     pub output: Result<String, CallFailure>,
     pub overlapping: u32,
     pub waited: Duration,
+    /// It ran on the async thread that asked (see `pool`).
+    pub inline: bool,
 }
 
 impl LoadedPlugin {
@@ -83,7 +85,13 @@ impl LoadedPlugin {
             info,
             module_path,
             digest: digest(bytes),
-            pool: InstancePool::new(slots, limits, settings.queue_timeout),
+            pool: InstancePool::new(
+                slots,
+                limits,
+                settings.queue_timeout,
+                spec.functions.iter().map(|f| f.function.as_str()),
+                settings.inline_budget,
+            ),
             loaded_at: SystemTime::now(),
             load_time: started.elapsed(),
         })
@@ -105,6 +113,7 @@ impl LoadedPlugin {
             }),
             overlapping: result.overlapping,
             waited: result.waited,
+            inline: result.inline,
         }
     }
 

@@ -7,7 +7,18 @@
 //! refused as busy, so the queue never grows without bound. Plugin code runs
 //! on a blocking thread, and that thread puts the instance back, so a caller
 //! that goes away (a client that disconnects) never loses an instance.
+//!
+//! Except for functions known to be short: the hop to a blocking thread and
+//! back costs two thread switches, more than a call of a few microseconds
+//! itself (profiles put thread switches first in the server's CPU time).
+//! Once a function's last [`INLINE_AFTER`] calls each took less than the
+//! inline budget (`--inline-budget-us`, 500 µs by default), its calls run on the async thread that asked for them
+//! (see [`ShortCalls`]). The sandbox is the same either way: extism's timeout
+//! and memory limit stop the call; what an inline call that turns out long
+//! holds up is one async worker thread, until it returns or its timeout stops
+//! it, and one such call sends the function back to blocking threads.
 
+use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -166,12 +177,65 @@ fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or(text)
 }
 
+/// How many short calls in a row let a function's calls run inline.
+const INLINE_AFTER: u32 = 32;
+
+/// Only where other async workers can serve requests meanwhile: never on a
+/// runtime with one worker (a current-thread runtime, a one-core machine).
+fn inline_allowed() -> bool {
+    tokio::runtime::Handle::try_current().is_ok_and(|runtime| runtime.metrics().num_workers() > 1)
+}
+
+/// For each function of the plugin, how many of its last calls in a row
+/// were short; its calls run inline once the count reaches [`INLINE_AFTER`].
+/// Counted per function, not per plugin: a plugin's quick `echo` must not
+/// let its slow `spin` run inline.
+struct ShortCalls {
+    streaks: HashMap<Box<str>, AtomicU32>,
+    /// The longest a short call takes; zero: none is.
+    budget: Duration,
+}
+
+impl ShortCalls {
+    fn new<'a>(functions: impl IntoIterator<Item = &'a str>, budget: Duration) -> Self {
+        let streaks = if budget.is_zero() {
+            HashMap::new()
+        } else {
+            functions
+                .into_iter()
+                .map(|function| (function.into(), AtomicU32::new(0)))
+                .collect()
+        };
+        Self { streaks, budget }
+    }
+
+    fn runs_inline(&self, function: &str) -> bool {
+        self.streaks
+            .get(function)
+            .is_some_and(|streak| streak.load(Ordering::Relaxed) >= INLINE_AFTER)
+    }
+
+    fn record(&self, function: &str, took: Duration) {
+        let Some(streak) = self.streaks.get(function) else {
+            return;
+        };
+        if took > self.budget {
+            streak.store(0, Ordering::Relaxed);
+        } else if streak.load(Ordering::Relaxed) < INLINE_AFTER {
+            // Racing increments may overshoot a little: harmless.
+            streak.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
 /// The output of a call, how many calls to the same plugin version ran at
 /// that moment (the call included) and how long it waited for an instance.
 pub(crate) struct PoolOutput {
     pub output: Result<Vec<u8>, CallFailure>,
     pub overlapping: u32,
     pub waited: Duration,
+    /// It ran on the caller's thread, not a blocking one.
+    pub inline: bool,
 }
 
 pub(crate) struct InstancePool {
@@ -189,10 +253,19 @@ struct PoolInner {
     running: AtomicU32,
     limits: Limits,
     queue_timeout: Duration,
+    short_calls: ShortCalls,
 }
 
 impl InstancePool {
-    pub fn new(slots: Vec<Slot>, limits: Limits, queue_timeout: Duration) -> Self {
+    /// A pool of `slots` serving `functions` (the exports plugins.yml
+    /// declares), running those known to be short inline (`inline_budget`).
+    pub fn new<'a>(
+        slots: Vec<Slot>,
+        limits: Limits,
+        queue_timeout: Duration,
+        functions: impl IntoIterator<Item = &'a str>,
+        inline_budget: Duration,
+    ) -> Self {
         let size = slots.len();
         let (give_back, idle) = mpsc::channel(size.max(1));
         for slot in slots {
@@ -206,6 +279,7 @@ impl InstancePool {
                 running: AtomicU32::new(0),
                 limits,
                 queue_timeout,
+                short_calls: ShortCalls::new(functions, inline_budget),
             }),
             size,
         }
@@ -240,6 +314,7 @@ impl InstancePool {
                     output: Err(cancelled(&function)),
                     overlapping: 0,
                     waited: asked.elapsed(),
+                    inline: false,
                 };
             }
         };
@@ -259,16 +334,19 @@ impl InstancePool {
                     )),
                     overlapping: 0,
                     waited,
+                    inline: false,
                 };
             }
         };
         let signal = Arc::new(CallSignal::default());
+        let function_name = Arc::clone(&function);
         let job = {
             let inner = Arc::clone(inner);
             let signal = Arc::clone(&signal);
             move || {
                 slot.sink.point_to(control.progress);
                 let overlapping = inner.running.fetch_add(1, Ordering::SeqCst) + 1;
+                let started = Instant::now();
                 let output = std::panic::catch_unwind(AssertUnwindSafe(|| {
                     slot.run(&function, &input, &inner.limits, &signal)
                 }))
@@ -281,6 +359,7 @@ impl InstancePool {
                         ),
                     ))
                 });
+                inner.short_calls.record(&function, started.elapsed());
                 // No cancel may reach this slot once it serves another call.
                 signal.finish();
                 slot.sink.clear();
@@ -291,9 +370,20 @@ impl InstancePool {
                     output,
                     overlapping,
                     waited,
+                    inline: false,
                 }
             }
         };
+        if inline_allowed()
+            && inner.short_calls.runs_inline(&function_name)
+            && !cancel.is_cancelled()
+        {
+            // Short enough not to hold this thread up: no hop (module docs).
+            return PoolOutput {
+                inline: true,
+                ..job()
+            };
+        }
         let mut guard = CancelOnDrop(Some(Arc::clone(&signal)));
         let mut running = tokio::task::spawn_blocking(job);
         let joined = tokio::select! {
@@ -314,6 +404,7 @@ impl InstancePool {
             )),
             overlapping: 0,
             waited,
+            inline: false,
         })
     }
 }

@@ -1,7 +1,9 @@
 //! A real server on 127.0.0.1:0 and real MCP clients talking to it.
 
 use std::collections::BTreeMap;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use rmcp::model::{CallToolRequestParams, CallToolResult, ClientConfig};
@@ -52,6 +54,7 @@ pub fn settings(dir: &Path, plugins_dir: &Path) -> Settings {
                 max_output_bytes: 1024 * 1024,
                 default_instances: 2,
                 compile_cache: CompileCache::in_dir(&cache),
+                ..RuntimeSettings::default()
             },
             keep_call_details: true,
         },
@@ -478,5 +481,82 @@ impl Admin {
         let text = response.text().await.unwrap();
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
         (status, body)
+    }
+}
+
+/// A scrape of `/metrics`: every sample, by name with its labels, as
+/// Prometheus writes them (`name{a="b",c="d"}`).
+pub struct Scrape {
+    text: String,
+    samples: BTreeMap<String, f64>,
+}
+
+impl Scrape {
+    pub async fn of(base: &str, token: Option<&str>) -> Self {
+        let mut request = reqwest::Client::new().get(format!("{base}/metrics"));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            response.headers()["content-type"],
+            "text/plain; version=0.0.4; charset=utf-8"
+        );
+        let text = response.text().await.unwrap();
+        let samples = text
+            .lines()
+            .filter(|line| !line.starts_with('#') && !line.is_empty())
+            .map(|line| {
+                let (name, value) = line.rsplit_once(' ').unwrap();
+                (name.to_string(), value.parse().unwrap())
+            })
+            .collect();
+        Self { text, samples }
+    }
+
+    pub fn value(&self, sample: &str) -> Option<f64> {
+        self.samples.get(sample).copied()
+    }
+
+    /// The value of `sample`, which must be there.
+    pub fn get(&self, sample: &str) -> f64 {
+        self.value(sample)
+            .unwrap_or_else(|| panic!("no sample {sample} in\n{}", self.text))
+    }
+
+    /// Every sample whose name and labels start with `prefix`.
+    pub fn matching(&self, prefix: &str) -> Vec<&str> {
+        self.samples
+            .keys()
+            .filter(|name| name.starts_with(prefix))
+            .map(String::as_str)
+            .collect()
+    }
+
+    /// promtool, Prometheus's own tool, must read the scrape and find no
+    /// problem in it.
+    pub fn check_with_promtool(&self) {
+        let mut promtool = Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("promtool runs (Debian package `prometheus`; .ci/run installs it)");
+        promtool
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(self.text.as_bytes())
+            .unwrap();
+        let output = promtool.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "promtool check metrics: {}{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr),
+            self.text
+        );
     }
 }

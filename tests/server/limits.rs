@@ -175,6 +175,70 @@ async fn sixty_four_concurrent_calls_are_all_answered_and_calls_to_one_plugin_ov
     }
 }
 
+/// How many plugin calls ran on the thread that received them.
+async fn inline_calls(server: &TestServer) -> f64 {
+    Scrape::of(&server.base(), Some(ADMIN_TOKEN))
+        .await
+        .value("wasimancer_plugin_calls_inline_total")
+        .unwrap_or(0.0)
+}
+
+// Two workers: calls never run inline on a runtime with one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_function_runs_inline_and_is_still_stopped_at_its_timeout_when_it_turns_long() {
+    // A budget that a short call keeps on a loaded machine in a debug build.
+    let server = TestServer::start_with(ALL_PLUGINS, |settings| {
+        settings.registry.runtime.inline_budget = Duration::from_millis(100);
+    })
+    .await;
+    let client = Arc::new(server.client().await);
+    let short = json!({"iterations": 10});
+    for _ in 0..40 {
+        ok_text(&call(&client, "work", short.clone()).await);
+    }
+    let before = inline_calls(&server).await;
+    let answer = ok_text(&call(&client, "work", short.clone()).await);
+    assert_eq!(
+        inline_calls(&server).await,
+        before + 1.0,
+        "after 40 short calls, `work` should run inline"
+    );
+    assert_ne!(answer, "0");
+    // Now an input that never finishes in time: the same function, inline.
+    let long = {
+        let client = Arc::clone(&client);
+        tokio::spawn(async move { call(&client, "work", json!({"iterations": u64::MAX})).await })
+    };
+    // While it holds one worker thread, the other serves other calls.
+    let faults = server
+        .server
+        .registry
+        .snapshot()
+        .plugin("faults")
+        .unwrap()
+        .serving
+        .clone()
+        .unwrap();
+    let deadline = SystemTime::now() + Duration::from_secs(10);
+    while faults.busy_instances() == 0 {
+        assert!(SystemTime::now() < deadline, "the long call never started");
+        tokio::task::yield_now().await;
+    }
+    let answered = ok_text(&call(&client, "echo", json!({"text": "meanwhile"})).await);
+    assert!(answered.contains("meanwhile"), "{answered}");
+    assert!(
+        !long.is_finished(),
+        "the echo was answered after the long call ended"
+    );
+    let message = error_text(&long.await.unwrap());
+    assert!(message.contains("stopped after 500 ms"), "{message}");
+    // One long call sends `work` back to blocking threads.
+    let before = inline_calls(&server).await;
+    ok_text(&call(&client, "work", short).await);
+    assert_eq!(inline_calls(&server).await, before);
+    close(client).await;
+}
+
 #[tokio::test]
 async fn a_call_that_finds_every_instance_busy_is_refused_after_the_queue_timeout() {
     let yaml = ALL_PLUGINS.replace("instances: 4", "instances: 1");

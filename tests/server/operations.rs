@@ -3,9 +3,7 @@
 //! through real HTTP and MCP clients.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 
 use rmcp::model::CallToolRequestParams;
 use serde_json::{Value, json};
@@ -15,83 +13,6 @@ use wasimancer::server::Drained;
 
 use crate::common::*;
 use crate::support::{GATED_PLUGINS, Gate};
-
-/// A scrape of `/metrics`: every sample, by name with its labels, as
-/// Prometheus writes them (`name{a="b",c="d"}`).
-struct Scrape {
-    text: String,
-    samples: BTreeMap<String, f64>,
-}
-
-impl Scrape {
-    async fn of(base: &str, token: Option<&str>) -> Self {
-        let mut request = reqwest::Client::new().get(format!("{base}/metrics"));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.unwrap();
-        assert_eq!(response.status(), 200);
-        assert_eq!(
-            response.headers()["content-type"],
-            "text/plain; version=0.0.4; charset=utf-8"
-        );
-        let text = response.text().await.unwrap();
-        let samples = text
-            .lines()
-            .filter(|line| !line.starts_with('#') && !line.is_empty())
-            .map(|line| {
-                let (name, value) = line.rsplit_once(' ').unwrap();
-                (name.to_string(), value.parse().unwrap())
-            })
-            .collect();
-        Self { text, samples }
-    }
-
-    fn value(&self, sample: &str) -> Option<f64> {
-        self.samples.get(sample).copied()
-    }
-
-    /// The value of `sample`, which must be there.
-    fn get(&self, sample: &str) -> f64 {
-        self.value(sample)
-            .unwrap_or_else(|| panic!("no sample {sample} in\n{}", self.text))
-    }
-
-    /// Every sample whose name and labels start with `prefix`.
-    fn matching(&self, prefix: &str) -> Vec<&str> {
-        self.samples
-            .keys()
-            .filter(|name| name.starts_with(prefix))
-            .map(String::as_str)
-            .collect()
-    }
-
-    /// promtool, Prometheus's own tool, must read the scrape and find no
-    /// problem in it.
-    fn check_with_promtool(&self) {
-        let mut promtool = Command::new("promtool")
-            .args(["check", "metrics"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("promtool runs (Debian package `prometheus`; .ci/run installs it)");
-        promtool
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(self.text.as_bytes())
-            .unwrap();
-        let output = promtool.wait_with_output().unwrap();
-        assert!(
-            output.status.success(),
-            "promtool check metrics: {}{}\n{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr),
-            self.text
-        );
-    }
-}
 
 fn tool_calls(tool: &str, plugin: &str, outcome: &str) -> String {
     format!(
