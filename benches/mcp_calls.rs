@@ -168,6 +168,25 @@ fn options() -> Options {
     options
 }
 
+/// The address a server just spawned (stderr piped) says it listens on, in
+/// its first line with `http://`; its stderr is drained from then on, so it
+/// never blocks on its per-call log.
+fn listening_address(child: &mut std::process::Child, what: &str) -> String {
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let mut lines = BufReader::new(stderr).lines();
+    let address = loop {
+        let line = lines
+            .next()
+            .unwrap_or_else(|| panic!("{what} says where it listens"))
+            .expect("stderr is readable");
+        if let Some(rest) = line.split("http://").nth(1) {
+            break rest.trim_end_matches("/mcp").to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines.by_ref() {});
+    address
+}
+
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -220,19 +239,7 @@ impl Server {
             .stdout(Stdio::null())
             .spawn()
             .expect("the server starts");
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let mut lines = BufReader::new(stderr).lines();
-        let address = loop {
-            let line = lines
-                .next()
-                .expect("the server says where it listens")
-                .expect("stderr is readable");
-            if let Some(rest) = line.split("http://").nth(1) {
-                break rest.trim_end_matches("/mcp").to_string();
-            }
-        };
-        // Keep draining the per-call log so the server never blocks on it.
-        std::thread::spawn(move || for _ in lines.by_ref() {});
+        let address = listening_address(&mut child, "the server");
         Self {
             process: Process::Headless(child),
             address,

@@ -9,11 +9,10 @@
 //! sessions) and `stateless` (`serve --stateless` against the floor without
 //! sessions, answering JSON).
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use crate::{LevelResult, Options, Server, repo, run_level};
+use crate::{LevelResult, Options, Server, listening_address, repo, run_level};
 
 /// Where the floor's sources are, when they are there.
 pub fn sources() -> Option<PathBuf> {
@@ -75,18 +74,7 @@ impl Floor {
             command.env("FLOOR_STATELESS", "1").env("FLOOR_JSON", "1");
         }
         let mut child = command.spawn().expect("the floor starts");
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let mut lines = BufReader::new(stderr).lines();
-        let address = loop {
-            let line = lines
-                .next()
-                .expect("the floor says where it listens")
-                .expect("stderr is readable");
-            if let Some(rest) = line.split("http://").nth(1) {
-                break rest.trim_end_matches("/mcp").to_string();
-            }
-        };
-        std::thread::spawn(move || for _ in lines.by_ref() {});
+        let address = listening_address(&mut child, "the floor");
         Self { child, address }
     }
 }
