@@ -181,6 +181,23 @@ fn wasimancer_variables_locate_plugins_yml_in_the_plugins_folder() {
     assert_eq!(stdout.trim(), "Hello, W!");
 }
 
+/// The binary allocates with jemalloc, with the options that keep its RSS
+/// from wandering (src/main.rs): jemalloc prints them when asked to.
+#[cfg(not(target_env = "msvc"))]
+#[test]
+fn the_allocator_returns_freed_memory_from_a_background_thread() {
+    let (ok, _, stderr) =
+        run(wasimancer(&["--version"]).env("_RJEM_MALLOC_CONF", "stats_print:true"));
+    assert!(ok, "{stderr}");
+    for option in [
+        "opt.background_thread: true",
+        "opt.dirty_decay_ms: 1000",
+        "opt.muzzy_decay_ms: 0",
+    ] {
+        assert!(stderr.contains(option), "no `{option}` in\n{stderr}");
+    }
+}
+
 #[test]
 fn help_shows_every_setting_with_its_variable() {
     let (ok, stdout, _) = run(&mut wasimancer(&["--help"]));
