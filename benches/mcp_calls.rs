@@ -39,7 +39,9 @@
 //! turns from round to round, N rounds. The consoles are this process's
 //! tasks speaking the control protocol as `wasimancer console` does,
 //! decoding every frame; they draw nothing, so the figure is the server's
-//! cost of feeding them.
+//! cost of feeding them. Their decoding shares the cores with the server
+//! and the load, so it ends with what feeding a console costs per event,
+//! measured in-process (see `feed`).
 //!
 //! `--soak MINUTES` (see `soak`) runs the server on a copy of the plugins
 //! under moderate load with everything that changes state going on at once,
@@ -70,6 +72,8 @@ use wasimancer::events::{CallSource, EventBus};
 use wasimancer::registry::{Registry, RegistryOptions};
 use wasimancer::runtime::{CallControl, CompileCache, RuntimeSettings};
 
+#[path = "mcp_calls/feed.rs"]
+mod feed;
 #[path = "mcp_calls/floor.rs"]
 mod floor;
 #[path = "mcp_calls/soak.rs"]
@@ -901,6 +905,7 @@ fn attached(runtime: &tokio::runtime::Runtime, options: &Options) {
             ratios[ratios.len() - 1]
         );
     }
+    feed::print_feed_cost();
 }
 
 /// `--cluster`: see the top of this file.

@@ -220,6 +220,12 @@ impl SharedEvent {
     pub fn event(&self) -> &Arc<ServerEvent> {
         &self.0.event
     }
+
+    /// The JSON made for consoles, once one has been sent this event.
+    #[cfg(test)]
+    pub(crate) fn encoded(&self) -> Option<&str> {
+        self.0.json.get().map(|raw| raw.get())
+    }
 }
 
 impl std::ops::Deref for SharedEvent {

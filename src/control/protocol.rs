@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::SystemTime;
 
-use bytes::BytesMut;
+use bytes::{BufMut, BytesMut};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio_util::codec::{Decoder, Encoder};
@@ -461,18 +461,33 @@ impl Decoder for FrameCodec {
 impl Encoder<Frame> for FrameCodec {
     type Error = FrameError;
 
+    /// The JSON is written straight into `destination` after room for its
+    /// length, which is filled in once known: a frame of a few thousand
+    /// events is not made twice (and grown twice) per console on its way out.
     fn encode(&mut self, frame: Frame, destination: &mut BytesMut) -> Result<(), FrameError> {
-        let json = serde_json::to_vec(&frame).map_err(FrameError::Malformed)?;
-        if json.len() > MAX_SERVER_FRAME {
-            return Err(FrameError::TooLarge {
-                length: json.len(),
-                limit: MAX_SERVER_FRAME,
+        let start = destination.len();
+        destination.extend_from_slice(&[0; LENGTH]);
+        let written = serde_json::to_writer((&mut *destination).writer(), &frame)
+            .map_err(FrameError::Malformed)
+            .map(|()| destination.len() - start - LENGTH)
+            .and_then(|length| match u32::try_from(length) {
+                Ok(fits) if length <= MAX_SERVER_FRAME => Ok(fits),
+                _ => Err(FrameError::TooLarge {
+                    length,
+                    limit: MAX_SERVER_FRAME,
+                }),
             });
+        match written {
+            Ok(length) => {
+                destination[start..start + LENGTH].copy_from_slice(&length.to_be_bytes());
+                Ok(())
+            }
+            Err(error) => {
+                // Nothing of a frame that cannot be sent stays in the buffer.
+                destination.truncate(start);
+                Err(error)
+            }
         }
-        destination.reserve(LENGTH + json.len());
-        destination.extend_from_slice(&(json.len() as u32).to_be_bytes());
-        destination.extend_from_slice(&json);
-        Ok(())
     }
 }
 

@@ -336,6 +336,75 @@ mod tests {
         assert!(matches!(running.await.unwrap(), Err(SessionError::Stalled)));
     }
 
+    /// Every console attached gets a call's event as the same shared record,
+    /// whose JSON is made for the first and copied for the others: the
+    /// frames are byte for byte the same and read back as the event.
+    #[tokio::test]
+    async fn consoles_share_one_encoding_of_each_event() {
+        use bytes::BytesMut;
+        use tokio_util::codec::{Decoder, Encoder};
+
+        use crate::control::Update;
+        use crate::events::{CallEvent, CallSource, CallStatus, ServerEvent};
+
+        let hub = hub(LogBuffer::default()).await;
+        let (_, mut first) = hub.attach();
+        let (_, mut second) = hub.attach();
+        let event = ServerEvent::Call(CallEvent {
+            id: 1,
+            started: std::time::SystemTime::UNIX_EPOCH,
+            source: CallSource::Mcp {
+                client: Some("claude \"desktop\"".into()),
+                session: Some("5f3a".into()),
+            },
+            kind: Default::default(),
+            tool: "add".into(),
+            plugin: "calc".into(),
+            arguments: r#"{"left":1,"right":2}"#.into(),
+            status: CallStatus::Ok {
+                preview: "3".into(),
+            },
+            duration: Duration::from_micros(80),
+            overlapping: 1,
+        });
+        hub.registry().bus().publish(event.clone());
+        let events = |updates: &[Update]| -> Vec<crate::events::SharedEvent> {
+            updates
+                .iter()
+                .filter_map(|update| match update {
+                    Update::Event { event } => Some(event.clone()),
+                    _ => None,
+                })
+                .collect()
+        };
+        let (first, second) = (first.collect(), second.collect());
+        let (mine, theirs) = (events(&first), events(&second));
+        assert_eq!((mine.len(), theirs.len()), (1, 1));
+        assert!(Arc::ptr_eq(mine[0].event(), theirs[0].event()));
+        assert_eq!(mine[0].encoded(), None, "nothing is made before it is sent");
+
+        let encode = |updates| {
+            let mut bytes = BytesMut::new();
+            FrameCodec::server()
+                .encode(Frame::Updates { updates }, &mut bytes)
+                .unwrap();
+            bytes
+        };
+        let mut sent = encode(first);
+        let made = mine[0].encoded().expect("made for the first console");
+        assert_eq!(made, serde_json::to_string(&event).unwrap());
+        let mut again = encode(second);
+        assert_eq!(sent, again, "the second console gets the same bytes");
+        assert_eq!(theirs[0].encoded().map(str::as_ptr), Some(made.as_ptr()));
+        for bytes in [&mut sent, &mut again] {
+            let Some(Frame::Updates { updates }) = FrameCodec::console().decode(bytes).unwrap()
+            else {
+                panic!("an updates frame");
+            };
+            assert_eq!(*events(&updates)[0].event().as_ref(), event);
+        }
+    }
+
     /// Over a real socket: a frame that announces more than a request may
     /// be, or bytes that are not the protocol, end that console's session.
     #[tokio::test]
