@@ -23,6 +23,10 @@ const BUS_CAPACITY: usize = 8192;
 const RECENT_EVENTS: usize = 4096;
 /// Longest argument or result preview carried by an event, in bytes.
 pub const PREVIEW_BYTES: usize = 200;
+/// Longest failure message carried by an event (the console's line, the
+/// audit log, a frame to consoles), in bytes: with [`RECENT_EVENTS`], the
+/// recent events stay a few MiB whatever the plugins say.
+pub const EVENT_MESSAGE_BYTES: usize = 1024;
 
 /// Who made a call.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -43,11 +43,14 @@ pub use running::RunningCall;
 pub use tool::{Arguments, Tool, plugin_input, signature, signature_of, skeleton, skeleton_of};
 
 use crate::catalog::{CatalogError, CatalogFile, PluginSpec};
-use crate::events::{CallEvent, CallKind, CallSource, CallStatus, EventBus, ServerEvent, preview};
+use crate::events::{
+    CallEvent, CallKind, CallSource, CallStatus, EVENT_MESSAGE_BYTES, EventBus, ServerEvent,
+    preview,
+};
 use crate::metrics::{CallMetrics, FinishedCall};
 use crate::redaction::redact;
 use crate::ring::Ring;
-use crate::runtime::{CallControl, CallFailure, FailureKind, LoadedPlugin, RuntimeSettings};
+use crate::runtime::{CallControl, CallFailure, FailureKind, LoadedPlugin, RuntimeSettings, clip};
 use crate::telemetry::{self, Tracing};
 
 /// How many finished calls keep their full arguments and output for the console.
@@ -505,14 +508,14 @@ impl Registry {
         let status = match (&text, reported) {
             (Ok(_), Some(message)) => CallStatus::Error {
                 kind: FailureKind::PluginError,
-                message: message.to_string(),
+                message: clip(message.to_string(), EVENT_MESSAGE_BYTES),
             },
             (Ok(text), None) => CallStatus::Ok {
                 preview: preview(text),
             },
             (Err(failure), _) => CallStatus::Error {
                 kind: failure.kind,
-                message: failure.message.clone(),
+                message: clip(failure.message.clone(), EVENT_MESSAGE_BYTES),
             },
         };
         self.inner.bus.publish(ServerEvent::Call(CallEvent {
@@ -552,10 +555,10 @@ impl Registry {
         };
         let detail = Arc::new(CallDetail {
             id,
-            arguments: truncate(arguments),
+            arguments: clip(arguments, CALL_DETAIL_BYTES),
             output: output
-                .map(|text| truncate(text.to_string()))
-                .map_err(Clone::clone),
+                .map(|text| clip(text.to_string(), CALL_DETAIL_BYTES))
+                .map_err(|failure| failure.clone().clipped(CALL_DETAIL_BYTES)),
         });
         if let Ok(mut details) = details.lock() {
             details.push(detail);
@@ -599,14 +602,4 @@ impl Registry {
             }
         }
     }
-}
-
-fn truncate(mut text: String) -> String {
-    if text.len() > CALL_DETAIL_BYTES {
-        let end = text.floor_char_boundary(CALL_DETAIL_BYTES);
-        let total = text.len();
-        text.truncate(end);
-        text.push_str(&format!("\n… ({total} bytes in all)"));
-    }
-    text
 }

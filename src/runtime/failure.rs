@@ -172,11 +172,44 @@ impl CallFailure {
             message: message.into(),
         }
     }
+
+    /// The same failure with its message cut to `limit` bytes (see [`clip`]).
+    pub fn clipped(self, limit: usize) -> Self {
+        Self {
+            kind: self.kind,
+            message: clip(self.message, limit),
+        }
+    }
+}
+
+/// `text` cut to at most `limit` bytes on a character boundary, followed by
+/// how long it was, when it is longer. A plugin's error message is its own
+/// text, as long as it likes: every copy the server keeps or hands on is cut.
+pub fn clip(mut text: String, limit: usize) -> String {
+    if text.len() > limit {
+        let total = text.len();
+        text.truncate(text.floor_char_boundary(limit));
+        text.push_str(&format!("\n… ({total} bytes in all)"));
+    }
+    text
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clipping_cuts_on_a_character_boundary_and_says_how_long_the_text_was() {
+        assert_eq!(clip("short".into(), 5), "short");
+        // `é` is two bytes: a cut at 2 bytes would split it.
+        assert_eq!(clip("aéz".into(), 2), "a\n… (4 bytes in all)");
+        let failure = CallFailure::new(FailureKind::PluginError, "x".repeat(100)).clipped(10);
+        assert_eq!(failure.kind, FailureKind::PluginError);
+        assert_eq!(
+            failure.message,
+            format!("{}\n… (100 bytes in all)", "x".repeat(10))
+        );
+    }
 
     #[test]
     fn codes_are_the_json_names() {

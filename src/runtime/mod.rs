@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use failure::{CallFailure, FailureKind, LoadError};
+pub use failure::{CallFailure, FailureKind, LoadError, clip};
 pub use host::{CallControl, PROGRESS_FUNCTION, Progress, ProgressReporter};
 pub use module::ModuleInfo;
 pub use plugin::{CallOutput, LoadedPlugin, digest};

@@ -114,7 +114,9 @@ impl Slot {
             // Making it now keeps the next call warm.
             self.instance = Plugin::new_from_compiled(&self.compiled).ok();
         }
-        result.map_err(|(failure, _)| failure)
+        // An error is as long as the plugin made it: the caller gets no more
+        // of it than of an output.
+        result.map_err(|(failure, _)| failure.clipped(limits.max_output_bytes))
     }
 }
 

@@ -130,6 +130,54 @@ async fn outputs_above_the_limit_are_refused_and_below_it_arrive_whole() {
 }
 
 #[tokio::test]
+async fn a_long_error_message_is_cut_for_the_caller_and_for_every_record_the_server_keeps() {
+    let server = TestServer::start_with(ALL_PLUGINS, |s| {
+        s.registry.runtime.max_output_bytes = 64 * 1024;
+    })
+    .await;
+    let mut events = server.events();
+    let client = server.client().await;
+    // A client can make `fail` return its own text: 300 KiB of it here, and
+    // a record of every one of those calls would hold it all.
+    let long = "e".repeat(300 * 1024);
+    let message = error_text(&call(&client, "fail", json!({ "message": long })).await);
+    let said = "(307200 bytes in all)";
+    assert!(
+        message.starts_with(&"e".repeat(64 * 1024)),
+        "the caller gets the start"
+    );
+    assert!(
+        message.len() < 65 * 1024 && message.ends_with(said),
+        "{}",
+        &message[64 * 1024..]
+    );
+
+    let record = call_events(&mut events, 1).await.remove(0);
+    let CallStatus::Error { message, .. } = &record.status else {
+        panic!("the call failed: {record:?}");
+    };
+    // The records cut what the caller got (itself cut, and saying so).
+    let cut = |text: &str, limit: usize| {
+        text.len() < limit && text.starts_with("eeee") && text.ends_with("bytes in all)")
+    };
+    assert!(cut(message, 2 * 1024), "{message}");
+    let detail = server
+        .server
+        .registry
+        .call_detail(record.id)
+        .expect("kept for the console");
+    let Err(failure) = &detail.output else {
+        panic!("the detail keeps the failure");
+    };
+    assert!(
+        cut(&failure.message, 17 * 1024),
+        "{}",
+        failure.message.len()
+    );
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
 async fn sixty_four_concurrent_calls_are_all_answered_and_calls_to_one_plugin_overlap() {
     let server = TestServer::start(ALL_PLUGINS).await;
     let mut events = server.events();
