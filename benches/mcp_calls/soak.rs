@@ -13,7 +13,8 @@
 //! - **Traps**, every 3 s: `trap` of the faults plugin (an error, the
 //!   instance replaced), then `echo` on the same plugin, which must work.
 //! - **Samples**, every 10 s: resident memory, open file descriptors and
-//!   threads of the server process.
+//!   threads of the server process, and what its allocator holds (live
+//!   objects, pages kept; from /metrics, printed, not judged).
 //!
 //! It fails if a good call (an `add`, an `echo`, a call to the uploaded
 //! plugin), a reload or an upload failed, if a trap did not come back as
@@ -174,7 +175,7 @@ pub fn run(runtime: &tokio::runtime::Runtime, minutes: f64, warmup: f64) -> bool
         TRAP_EVERY.as_secs()
     );
     println!(
-        " minute   RSS MiB   fds  threads   good calls  failed   sessions  reloads  uploads  traps"
+        " minute   RSS MiB  heap live  heap kept   fds  threads   good calls  failed   sessions  reloads  uploads  traps"
     );
     let tally = Arc::new(Tally::default());
     let stop = Arc::new(AtomicBool::new(false));
@@ -203,7 +204,7 @@ pub fn run(runtime: &tokio::runtime::Runtime, minutes: f64, warmup: f64) -> bool
             Arc::clone(&tally),
             Arc::clone(&stop),
         )));
-        let samples = watch(server.pid(), duration, &tally).await;
+        let samples = watch(server.pid(), &server.address, duration, &tally).await;
         stop.store(true, Ordering::Relaxed);
         for task in tasks {
             let _ = task.await;
@@ -214,8 +215,33 @@ pub fn run(runtime: &tokio::runtime::Runtime, minutes: f64, warmup: f64) -> bool
     verdict(&samples, &tally, Duration::from_secs_f64(warmup * 60.0))
 }
 
+/// jemalloc's `allocated` (live objects) and `resident` bytes, from the
+/// server's /metrics: beside the RSS, they tell a leak (allocated grows)
+/// from pages kept by an allocator (resident grows) or kept elsewhere.
+async fn allocator(http: &reqwest::Client, address: &str) -> Option<(f64, f64)> {
+    let text = http
+        .get(format!("http://{address}/metrics"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    let value = |state: &str| -> Option<f64> {
+        let name = format!("wasimancer_allocator_bytes{{state=\"{state}\"}} ");
+        text.lines()
+            .find_map(|line| line.strip_prefix(&name))?
+            .trim()
+            .parse()
+            .ok()
+    };
+    Some((value("allocated")?, value("resident")?))
+}
+
 /// Sample the server every 10 s until `duration` is over.
-async fn watch(pid: i32, duration: Duration, tally: &Tally) -> Vec<Sample> {
+async fn watch(pid: i32, address: &str, duration: Duration, tally: &Tally) -> Vec<Sample> {
+    let http = reqwest::Client::new();
     let started = Instant::now();
     let mut samples = Vec::new();
     let mut ticks = tokio::time::interval(SAMPLE_EVERY);
@@ -227,10 +253,16 @@ async fn watch(pid: i32, duration: Duration, tally: &Tally) -> Vec<Sample> {
             break;
         };
         let count = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let mib = |bytes: f64| format!("{:.1}", bytes / (1024.0 * 1024.0));
+        let (live, kept) = allocator(&http, address)
+            .await
+            .map_or(("-".into(), "-".into()), |(a, r)| (mib(a), mib(r)));
         println!(
-            "{:>7.1}  {:>8.1}  {:>4}  {:>7}  {:>11}  {:>6}  {:>9}  {:>7}  {:>7}  {:>5}",
+            "{:>7.1}  {:>8.1}  {:>9}  {:>9}  {:>4}  {:>7}  {:>11}  {:>6}  {:>9}  {:>7}  {:>7}  {:>5}",
             sample.at.as_secs_f64() / 60.0,
             sample.rss_kib / 1024.0,
+            live,
+            kept,
             sample.fds,
             sample.threads,
             count(&tally.good_calls),

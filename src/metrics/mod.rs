@@ -8,6 +8,7 @@
 //! are those loaded (the registry drops the series of removed ones), routes
 //! are the router's patterns.
 
+mod allocator;
 mod calls;
 mod process;
 
@@ -21,6 +22,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::info::Info;
 
+pub use allocator::{AllocatorCollector, AllocatorStats};
 pub use calls::{CallMetrics, FinishedCall, InFlight, UNKNOWN_TOOL};
 pub use process::ProcessCollector;
 
@@ -122,6 +124,7 @@ impl Exposition {
             operations: operations.clone(),
         }));
         metrics.register_collector(Box::new(ProcessCollector));
+        metrics.register_collector(Box::new(AllocatorCollector));
         Self {
             registry: Arc::new(metrics),
         }

@@ -82,6 +82,13 @@ async fn metrics_count_every_outcome_and_parse_with_promtool() {
     }
     assert!(scrape.get("process_resident_memory_bytes") > 0.0);
     assert!(scrape.get("process_open_fds") > 0.0);
+    // The allocator's own view (jemalloc is linked in, if idle in tests).
+    let resident = scrape.get(r#"wasimancer_allocator_bytes{state="resident"}"#);
+    let metadata = scrape.get(r#"wasimancer_allocator_bytes{state="metadata"}"#);
+    assert!(
+        resident > 0.0 && resident >= metadata,
+        "{resident} {metadata}"
+    );
     assert!(
         scrape.get("wasimancer_http_requests_total{route=\"/mcp\",status=\"200\"}") >= 7.0,
         "initialize and six calls went through /mcp"
