@@ -51,6 +51,8 @@ static ALLOCATOR_OPTIONS: &u8 =
     &b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0\0"[0];
 
 fn main() -> ExitCode {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    one_glibc_arena();
     let cli = Cli::parse_resolved();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -68,6 +70,25 @@ fn main() -> ExitCode {
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// The C code linked in still allocates with glibc's malloc: zstd above
+/// all, which unpacks a module from wasmtime's compile cache on every load
+/// (a 34 MB window buffer and smaller ones), on whichever blocking thread
+/// loads it. glibc gives such threads arenas of their own, up to 8 per core,
+/// and each keeps its freed pages: the soak's RSS crept up for its first
+/// 15 minutes, an arena at a time (README, "Fuzzing and soak"). One arena is
+/// plenty for what little C code allocates. `MALLOC_ARENA_MAX` still rules
+/// when it is set. Called before any thread starts.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn one_glibc_arena() {
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only sets a parameter of glibc's allocator, and no
+        // other thread exists yet to allocate concurrently.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 1);
         }
     }
 }
