@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# What an idle MCP session costs: start a headless server, read its RSS,
-# open N sessions that are never used again (initialize + initialized, as
-# a client that goes away does), read the RSS again, and print the
-# difference per session. Then the same with --max-sessions below N, to
-# show the cap bounds it.
+# What an abandoned MCP session costs: start a headless server, read its
+# RSS, open N sessions that each make one call and are never used again
+# (initialize, initialized, one `tools/call add`, as a client that goes
+# away does), read the RSS again and print the difference per session;
+# then wait for the idle timeout (60 s here) to close them all and print
+# the RSS against the idle one before. Then the same with --max-sessions
+# below N, to show the cap bounds it.
 #
 #   contrib/session-memory.sh [BINARY] [N]
 #
@@ -31,15 +33,25 @@ open_sessions() {
       -H 'accept: application/json, text/event-stream' -H "mcp-session-id: $id" \
       -H 'mcp-protocol-version: 2025-11-25' \
       -d '{"jsonrpc":"2.0","method":"notifications/initialized"}'
+    curl -s -o /dev/null "http://127.0.0.1:$port/mcp" \
+      -H "Authorization: Bearer $token" -H 'content-type: application/json' \
+      -H 'accept: application/json, text/event-stream' -H "mcp-session-id: $id" \
+      -H 'mcp-protocol-version: 2025-11-25' \
+      -d '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"add","arguments":{"left":1,"right":2}}}'
     opened=$((opened + 1))
   done
   echo "$opened"
+}
+
+open_now() {
+  curl -s "http://127.0.0.1:$port/metrics" | awk '$1=="wasimancer_sessions" {print $2}'
 }
 
 measure() {
   local max=$1
   "$binary" serve --headless --port "$port" --auth-token "$token" \
     --admin-token NO_AUTHENTICATION --no-control-socket --max-sessions "$max" \
+    --session-idle-timeout 60s \
     2>/dev/null &
   local pid=$!
   trap 'kill $pid 2>/dev/null' EXIT
@@ -51,10 +63,17 @@ measure() {
   opened=$(open_sessions "$count")
   after=$(rss_kib "$pid")
   local sessions
-  sessions=$(curl -s "http://127.0.0.1:$port/metrics" | awk '$1=="wasimancer_sessions" {print $2}')
+  sessions=$(open_now)
   echo "--max-sessions $max: $opened of $count sessions opened, $sessions open;" \
     "RSS ${before} KiB -> ${after} KiB;" \
     "$(( (after - before) * 1024 / (opened > 0 ? opened : 1) )) bytes per session opened"
+  # The idle timeout closes them; then give the allocator's background
+  # thread a few of its 1 s decay periods to hand the pages back.
+  until [ "$(open_now)" = 0 ]; do sleep 1; done
+  sleep 5
+  local expired
+  expired=$(rss_kib "$pid")
+  echo "  all expired: RSS ${expired} KiB, $(( (expired - before) * 100 / before ))% above idle (${before} KiB)"
   kill "$pid"; wait "$pid" 2>/dev/null || true
   trap - EXIT
 }
