@@ -80,10 +80,17 @@ impl McpEndpoint {
             );
             (service, sessions)
         });
+        // A `--stateless` server answers plain JSON, and an SSE stream only
+        // when a notification (progress) comes before the answer: a stream
+        // costs the floor's stateless mode a third of its calls. With
+        // sessions, the session-less requests keep SSE answers: WASImancer's
+        // scripts read them with `grep "^data:"`.
         let stateless = StreamableHttpService::new(
             factory,
             Arc::new(NeverSessionManager::default()),
-            config.with_legacy_session_mode(false),
+            config
+                .with_legacy_session_mode(false)
+                .with_json_response(options.stateless),
         );
         Self {
             sessions,

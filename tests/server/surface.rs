@@ -20,6 +20,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 use wasimancer::events::{CallEvent, CallStatus};
 use wasimancer::runtime::FailureKind;
+use wasimancer::server::Settings;
 
 use crate::common::*;
 
@@ -113,6 +114,10 @@ plugins:
 /// A server for [`SURFACE`], its modules copied from the repository (the
 /// conformance plugin lives in examples/); the folder must outlive it.
 async fn serve() -> (TestServer, TempDir) {
+    serve_with(|_| {}).await
+}
+
+async fn serve_with(adjust: impl FnOnce(&mut Settings)) -> (TestServer, TempDir) {
     let plugins = tempfile::tempdir().unwrap();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let modules: [(PathBuf, &str); 3] = [
@@ -130,6 +135,7 @@ async fn serve() -> (TestServer, TempDir) {
     let server = TestServer::start_with(SURFACE, |settings| {
         settings.registry.runtime.plugins_dir = folder.clone();
         settings.http.admin.upload_dir = folder;
+        adjust(settings);
     })
     .await;
     (server, plugins)
@@ -369,6 +375,61 @@ impl ClientHandler for ProgressListener {
     fn get_info(&self) -> ClientConfig {
         ClientConfig::default()
     }
+}
+
+#[tokio::test]
+async fn a_stateless_server_answers_json_and_streams_only_when_progress_comes_first() {
+    let (server, _plugins) = serve_with(|settings| settings.http.stateless = true).await;
+    let bearer = format!("Bearer {TOKEN}");
+    let call = |meta: Value| {
+        rpc(
+            1,
+            "tools/call",
+            json!({"name": "progress", "arguments": {"steps": 2}, "_meta": meta}),
+        )
+    };
+    let plain = post_mcp(&server.url, call(json!({})), &[("authorization", &bearer)]).await;
+    let content_type = plain.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        content_type.starts_with("application/json"),
+        "{content_type}"
+    );
+    let answer: Value = serde_json::from_str(&plain.text().await.unwrap()).unwrap();
+    assert_eq!(
+        answer["result"]["content"][0]["text"], "Progress reported in 3 steps",
+        "{answer}"
+    );
+
+    let watched = post_mcp(
+        &server.url,
+        call(json!({"progressToken": "p1"})),
+        &[("authorization", &bearer)],
+    )
+    .await;
+    let content_type = watched.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        content_type.starts_with("text/event-stream"),
+        "{content_type}"
+    );
+    let messages = messages(watched).await;
+    let last = messages.last().expect("messages");
+    assert_eq!(
+        last["result"]["content"][0]["text"],
+        "Progress reported in 3 steps"
+    );
+    assert!(
+        messages[..messages.len() - 1].iter().all(
+            |m| m["method"] == "notifications/progress" && m["params"]["progressToken"] == "p1"
+        ),
+        "{messages:?}"
+    );
+    assert!(messages.len() > 1, "progress came first: {messages:?}");
 }
 
 #[tokio::test]
