@@ -6,6 +6,7 @@ use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use clap::builder::BoolishValueParser;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
@@ -106,7 +107,7 @@ pub struct PluginArgs {
     #[arg(long, env = "WASIMANCER_CACHE_DIR", global = true)]
     pub cache_dir: Option<PathBuf>,
     /// Compile every module from scratch, keep no cache.
-    #[arg(long, env = "WASIMANCER_NO_CACHE", global = true)]
+    #[arg(long, env = "WASIMANCER_NO_CACHE", value_parser = BoolishValueParser::new(), global = true)]
     pub no_cache: bool,
 }
 
@@ -153,7 +154,7 @@ impl DefinitionArgs {
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Run the server alone, without the console (also when no terminal is attached).
-    #[arg(long, env = "WASIMANCER_HEADLESS", global = true)]
+    #[arg(long, env = "WASIMANCER_HEADLESS", value_parser = BoolishValueParser::new(), global = true)]
     pub headless: bool,
     /// Address to listen on. Anything but loopback also needs --allowed-host.
     #[arg(
@@ -207,7 +208,7 @@ pub struct ServeArgs {
     #[arg(long, env = "WASIMANCER_MAX_UPLOAD_BYTES", default_value_t = 32 * 1024 * 1024, global = true)]
     pub max_upload_bytes: usize,
     /// Reload what changed when plugins.yml or a module changes on disk.
-    #[arg(long, env = "WASIMANCER_WATCH", global = true)]
+    #[arg(long, env = "WASIMANCER_WATCH", value_parser = BoolishValueParser::new(), global = true)]
     pub watch: bool,
     /// With --watch: look at the files this often instead of waiting for the
     /// kernel to tell (it already does every 1s on NFS, SMB, CephFS, FUSE): 2s, 500ms.
@@ -275,7 +276,7 @@ pub struct ServeArgs {
     #[arg(long, env = "WASIMANCER_METRICS_LISTEN", global = true)]
     pub metrics_listen: Option<SocketAddr>,
     /// No MCP sessions: every request stands alone (for several instances behind a load balancer).
-    #[arg(long, env = "WASIMANCER_STATELESS", global = true)]
+    #[arg(long, env = "WASIMANCER_STATELESS", value_parser = BoolishValueParser::new(), global = true)]
     pub stateless: bool,
     /// Keep MCP sessions in this Redis (redis://HOST:PORT/DB), so that any
     /// replica behind a load balancer serves any session; it also carries
@@ -325,6 +326,7 @@ pub struct ServeArgs {
         long,
         env = "WASIMANCER_NO_CONTROL_SOCKET",
         conflicts_with = "control_socket",
+        value_parser = BoolishValueParser::new(),
         global = true
     )]
     pub no_control_socket: bool,

@@ -23,6 +23,25 @@ fn run(command: &mut Command) -> (bool, String, String) {
 const HELLO: &str = include_str!("fixtures/hello.yml");
 
 #[test]
+fn switches_in_the_environment_take_1_and_yes_as_systemd_units_write_them() {
+    for (value, ok) in [
+        ("1", true),
+        ("yes", true),
+        ("on", true),
+        ("0", true),
+        ("maybe", false),
+    ] {
+        let (passed, stdout, stderr) = run(wasimancer(&["check"])
+            .env("WASIMANCER_NO_CACHE", value)
+            .env("WASIMANCER_NO_CONTROL_SOCKET", value));
+        assert_eq!(passed, ok, "{value}: {stdout}{stderr}");
+        if !ok {
+            assert!(stderr.contains("invalid value 'maybe'"), "{stderr}");
+        }
+    }
+}
+
+#[test]
 fn check_reports_every_sample_plugin_ready() {
     let (ok, stdout, stderr) = run(&mut wasimancer(&["check"]));
     assert!(ok, "{stdout}{stderr}");
