@@ -636,7 +636,7 @@ async fn in_process_cost() {
     }
     let per_call = started.elapsed() / rounds;
     println!(
-        "in-process Registry::call(add), sequential: {:.1} µs per call ({rounds} calls; includes argument checks, the hop to a blocking thread, the wasm call and the call record)",
+        "in-process Registry::call(add), sequential: {:.1} µs per call ({rounds} calls; includes argument checks, the pool (inline once the function proves short), the wasm call and the call record)",
         per_call.as_secs_f64() * 1e6
     );
 
