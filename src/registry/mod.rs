@@ -508,14 +508,14 @@ impl Registry {
         let status = match (&text, reported) {
             (Ok(_), Some(message)) => CallStatus::Error {
                 kind: FailureKind::PluginError,
-                message: clip(message.to_string(), EVENT_MESSAGE_BYTES),
+                message: clip(message, EVENT_MESSAGE_BYTES),
             },
             (Ok(text), None) => CallStatus::Ok {
                 preview: preview(text),
             },
             (Err(failure), _) => CallStatus::Error {
                 kind: failure.kind,
-                message: clip(failure.message.clone(), EVENT_MESSAGE_BYTES),
+                message: clip(failure.message.as_str(), EVENT_MESSAGE_BYTES),
             },
         };
         self.inner.bus.publish(ServerEvent::Call(CallEvent {
@@ -557,8 +557,13 @@ impl Registry {
             id,
             arguments: clip(arguments, CALL_DETAIL_BYTES),
             output: output
-                .map(|text| clip(text.to_string(), CALL_DETAIL_BYTES))
-                .map_err(|failure| failure.clone().clipped(CALL_DETAIL_BYTES)),
+                .map(|text| clip(text, CALL_DETAIL_BYTES))
+                .map_err(|failure| {
+                    CallFailure::new(
+                        failure.kind,
+                        clip(failure.message.as_str(), CALL_DETAIL_BYTES),
+                    )
+                }),
         });
         if let Ok(mut details) = details.lock() {
             details.push(detail);

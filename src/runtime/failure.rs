@@ -1,6 +1,7 @@
 //! What can go wrong loading a plugin or calling one, in words a user (or a
 //! model) can act on.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::path::PathBuf;
 
@@ -185,13 +186,24 @@ impl CallFailure {
 /// `text` cut to at most `limit` bytes on a character boundary, followed by
 /// how long it was, when it is longer. A plugin's error message is its own
 /// text, as long as it likes: every copy the server keeps or hands on is cut.
-pub fn clip(mut text: String, limit: usize) -> String {
-    if text.len() > limit {
-        let total = text.len();
-        text.truncate(text.floor_char_boundary(limit));
-        text.push_str(&format!("\n… ({total} bytes in all)"));
+/// An owned text is cut where it lies; of a borrowed one, only what is kept
+/// is copied.
+pub fn clip<'a>(text: impl Into<Cow<'a, str>>, limit: usize) -> String {
+    let text = text.into();
+    if text.len() <= limit {
+        return text.into_owned();
     }
-    text
+    let total = text.len();
+    let end = text.floor_char_boundary(limit);
+    let mut kept = match text {
+        Cow::Owned(mut owned) => {
+            owned.truncate(end);
+            owned
+        }
+        Cow::Borrowed(borrowed) => borrowed[..end].to_owned(),
+    };
+    kept.push_str(&format!("\n… ({total} bytes in all)"));
+    kept
 }
 
 #[cfg(test)]
@@ -200,9 +212,9 @@ mod tests {
 
     #[test]
     fn clipping_cuts_on_a_character_boundary_and_says_how_long_the_text_was() {
-        assert_eq!(clip("short".into(), 5), "short");
+        assert_eq!(clip("short", 5), "short");
         // `é` is two bytes: a cut at 2 bytes would split it.
-        assert_eq!(clip("aéz".into(), 2), "a\n… (4 bytes in all)");
+        assert_eq!(clip("aéz", 2), "a\n… (4 bytes in all)");
         let failure = CallFailure::new(FailureKind::PluginError, "x".repeat(100)).clipped(10);
         assert_eq!(failure.kind, FailureKind::PluginError);
         assert_eq!(
