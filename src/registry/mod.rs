@@ -405,25 +405,11 @@ impl Registry {
         let caller = source.clone();
         let work = async move {
             let found = self.inner.live.load().tool(tool).cloned();
-            let mut finished = Finished {
-                kind: CallKind::Tool,
-                // Record the tool by its MCP name, whichever name the caller used.
-                name: found
-                    .as_ref()
-                    .map_or_else(|| tool.into(), |t| Arc::clone(&t.name)),
-                plugin: found
-                    .as_ref()
-                    .map_or_else(|| "".into(), |t| Arc::clone(&t.plugin_name)),
-                arguments: String::new(),
-                output: Err(self.unknown_tool(tool)),
-                overlapping: 0,
-            };
-            if let Some(found) = &found {
-                match found.input(&arguments) {
-                    Err(message) => {
-                        finished.output =
-                            Err(CallFailure::new(FailureKind::InvalidArguments, message))
-                    }
+            let mut overlapping = 0;
+            let output = match &found {
+                None => Err(self.unknown_tool(tool)),
+                Some(found) => match found.input(&arguments) {
+                    Err(message) => Err(CallFailure::new(FailureKind::InvalidArguments, message)),
                     Ok(input) => {
                         let (reporter, _running) = self.track_progress(
                             &caller,
@@ -447,26 +433,37 @@ impl Registry {
                             );
                         }
                         self.inner.metrics.plugin_ran(result.waited, result.inline);
+                        overlapping = result.overlapping;
                         let declared = &found.declared;
-                        finished.output = result.output.and_then(|raw| {
+                        result.output.and_then(|raw| {
                             ToolOutput::from_plugin(
                                 declared.output,
                                 declared.output_schema.as_ref(),
                                 &found.function,
                                 raw,
                             )
-                        });
-                        finished.overlapping = result.overlapping;
+                        })
                     }
-                }
-            }
+                },
+            };
             // The plugin had the values; the record never shows secrets.
             let listed = found
                 .as_ref()
                 .map_or(&[][..], |tool| &tool.declared.redact[..]);
             redact(&mut arguments, listed);
-            finished.arguments = Value::Object(arguments).to_string();
-            finished
+            Finished {
+                kind: CallKind::Tool,
+                // Record the tool by its MCP name, whichever name the caller used.
+                name: found
+                    .as_ref()
+                    .map_or_else(|| tool.into(), |t| Arc::clone(&t.name)),
+                plugin: found
+                    .as_ref()
+                    .map_or_else(|| "".into(), |t| Arc::clone(&t.plugin_name)),
+                arguments: Value::Object(arguments).to_string(),
+                output,
+                overlapping,
+            }
         };
         let (call_id, output) = self.record(source, work).await;
         output.map(|output| CallReply { call_id, output })
