@@ -11,12 +11,13 @@
 //! Except for functions known to be short: the hop to a blocking thread and
 //! back costs two thread switches, more than a call of a few microseconds
 //! itself (profiles put thread switches first in the server's CPU time).
-//! Once a function's last [`INLINE_AFTER`] calls each took less than the
-//! inline budget (`--inline-budget-us`, 500 µs by default), its calls run on the async thread that asked for them
-//! (see [`ShortCalls`]). The sandbox is the same either way: extism's timeout
-//! and memory limit stop the call; what an inline call that turns out long
-//! holds up is one async worker thread, until it returns or its timeout stops
-//! it, and one such call sends the function back to blocking threads.
+//! Once a function has made [`INLINE_AFTER`] calls that each took less than
+//! the inline budget (`--inline-budget-us`, 500 µs by default), its calls
+//! run on the async thread that asked for them (see [`ShortCalls`]). The
+//! sandbox is the same either way: extism's timeout and memory limit stop
+//! the call; what an inline call that turns out long holds up is one async
+//! worker thread, until it returns or its timeout stops it, and at most two
+//! such calls in a row send the function back to blocking threads.
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
@@ -179,8 +180,14 @@ fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or(text)
 }
 
-/// How many short calls in a row let a function's calls run inline.
+/// How many short calls let a function's calls run inline, and what one
+/// long call costs of that credit.
 const INLINE_AFTER: u32 = 32;
+
+/// The most credit a function keeps: twice what running inline takes, so
+/// that one slow call among many quick ones (its thread preempted on a busy
+/// machine) leaves it inline, and two in a row do not.
+const MOST_CREDIT: u32 = 2 * INLINE_AFTER;
 
 /// Only where other async workers can serve requests meanwhile: never on a
 /// runtime with one worker (a current-thread runtime, a one-core machine).
@@ -188,19 +195,23 @@ fn inline_allowed() -> bool {
     tokio::runtime::Handle::try_current().is_ok_and(|runtime| runtime.metrics().num_workers() > 1)
 }
 
-/// For each function of the plugin, how many of its last calls in a row
-/// were short; its calls run inline once the count reaches [`INLINE_AFTER`].
-/// Counted per function, not per plugin: a plugin's quick `echo` must not
-/// let its slow `spin` run inline.
+/// For each function of the plugin, a credit of short calls: each short
+/// call earns one (up to [`MOST_CREDIT`]), each long one costs
+/// [`INLINE_AFTER`], and calls run inline while the credit is at least
+/// [`INLINE_AFTER`]. A function that turns slow runs inline at most twice
+/// more; before, any long call sent it back to blocking threads, and under
+/// load a preempted call did that every few hundred calls, each time for
+/// the next 32. Counted per function, not per plugin: a plugin's quick
+/// `echo` must not let its slow `spin` run inline.
 struct ShortCalls {
-    streaks: HashMap<Box<str>, AtomicU32>,
+    credits: HashMap<Box<str>, AtomicU32>,
     /// The longest a short call takes; zero: none is.
     budget: Duration,
 }
 
 impl ShortCalls {
     fn new<'a>(functions: impl IntoIterator<Item = &'a str>, budget: Duration) -> Self {
-        let streaks = if budget.is_zero() {
+        let credits = if budget.is_zero() {
             HashMap::new()
         } else {
             functions
@@ -208,24 +219,26 @@ impl ShortCalls {
                 .map(|function| (function.into(), AtomicU32::new(0)))
                 .collect()
         };
-        Self { streaks, budget }
+        Self { credits, budget }
     }
 
     fn runs_inline(&self, function: &str) -> bool {
-        self.streaks
+        self.credits
             .get(function)
-            .is_some_and(|streak| streak.load(Ordering::Relaxed) >= INLINE_AFTER)
+            .is_some_and(|credit| credit.load(Ordering::Relaxed) >= INLINE_AFTER)
     }
 
     fn record(&self, function: &str, took: Duration) {
-        let Some(streak) = self.streaks.get(function) else {
+        let Some(credit) = self.credits.get(function) else {
             return;
         };
         if took > self.budget {
-            streak.store(0, Ordering::Relaxed);
-        } else if streak.load(Ordering::Relaxed) < INLINE_AFTER {
+            let _ = credit.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |credit| {
+                Some(credit.saturating_sub(INLINE_AFTER))
+            });
+        } else if credit.load(Ordering::Relaxed) < MOST_CREDIT {
             // Racing increments may overshoot a little: harmless.
-            streak.fetch_add(1, Ordering::Relaxed);
+            credit.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
@@ -256,6 +269,14 @@ struct PoolInner {
     limits: Limits,
     queue_timeout: Duration,
     short_calls: ShortCalls,
+}
+
+impl PoolInner {
+    /// An idle instance, when one is free and no caller waits for one
+    /// already (a waiter holds the receiver, and comes first).
+    fn take_idle(&self) -> Option<Slot> {
+        self.idle.try_lock().ok()?.try_recv().ok()
+    }
 }
 
 impl InstancePool {
@@ -308,16 +329,22 @@ impl InstancePool {
         let inner = &self.inner;
         let cancel = control.cancel.clone().unwrap_or_default();
         let asked = Instant::now();
-        let take = async { inner.idle.lock().await.recv().await };
-        let taken = tokio::select! {
-            taken = tokio::time::timeout(inner.queue_timeout, take) => taken,
-            _ = cancel.cancelled() => {
-                return PoolOutput {
-                    output: Err(cancelled(&function)),
-                    overlapping: 0,
-                    waited: asked.elapsed(),
-                    inline: false,
-                };
+        let taken = match inner.take_idle() {
+            // Most calls find an instance free: no timer to set and clear.
+            Some(slot) => Ok(Some(slot)),
+            None => {
+                let take = async { inner.idle.lock().await.recv().await };
+                tokio::select! {
+                    taken = tokio::time::timeout(inner.queue_timeout, take) => taken,
+                    _ = cancel.cancelled() => {
+                        return PoolOutput {
+                            output: Err(cancelled(&function)),
+                            overlapping: 0,
+                            waited: asked.elapsed(),
+                            inline: false,
+                        };
+                    }
+                }
             }
         };
         let waited = asked.elapsed();
@@ -408,5 +435,45 @@ impl InstancePool {
             waited,
             inline: false,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_function_runs_inline_after_short_calls_and_leaves_after_two_long_ones() {
+        let budget = Duration::from_micros(500);
+        let (short, long) = (budget / 2, budget * 2);
+        let calls = ShortCalls::new(["quick", "other"], budget);
+        for _ in 1..INLINE_AFTER {
+            calls.record("quick", short);
+        }
+        assert!(!calls.runs_inline("quick"), "one short call too few");
+        calls.record("quick", short);
+        assert!(calls.runs_inline("quick"));
+        assert!(!calls.runs_inline("other"), "counted per function");
+        // Straight after turning inline, one long call is enough to leave.
+        calls.record("quick", long);
+        assert!(!calls.runs_inline("quick"));
+        // After a long run of short calls, it takes two.
+        for _ in 0..3 * INLINE_AFTER {
+            calls.record("quick", short);
+        }
+        calls.record("quick", long);
+        assert!(calls.runs_inline("quick"), "one slow call among many");
+        calls.record("quick", long);
+        assert!(!calls.runs_inline("quick"), "two in a row");
+    }
+
+    #[test]
+    fn no_function_runs_inline_without_a_budget() {
+        let calls = ShortCalls::new(["quick"], Duration::ZERO);
+        for _ in 0..MOST_CREDIT {
+            calls.record("quick", Duration::ZERO);
+        }
+        assert!(!calls.runs_inline("quick"));
+        assert!(!calls.runs_inline("unknown"));
     }
 }

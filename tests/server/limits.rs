@@ -241,7 +241,8 @@ async fn a_short_function_runs_inline_and_is_still_stopped_at_its_timeout_when_i
     .await;
     let client = Arc::new(server.client().await);
     let short = json!({"iterations": 10});
-    for _ in 0..40 {
+    // Enough short calls to earn the most credit (64).
+    for _ in 0..70 {
         ok_text(&call(&client, "work", short.clone()).await);
     }
     let before = inline_calls(&server).await;
@@ -249,7 +250,7 @@ async fn a_short_function_runs_inline_and_is_still_stopped_at_its_timeout_when_i
     assert_eq!(
         inline_calls(&server).await,
         before + 1.0,
-        "after 40 short calls, `work` should run inline"
+        "after 70 short calls, `work` should run inline"
     );
     assert_ne!(answer, "0");
     // Now an input that never finishes in time: the same function, inline.
@@ -280,10 +281,25 @@ async fn a_short_function_runs_inline_and_is_still_stopped_at_its_timeout_when_i
     );
     let message = error_text(&long.await.unwrap());
     assert!(message.contains("stopped after 500 ms"), "{message}");
-    // One long call sends `work` back to blocking threads.
+    // One slow call after many quick ones (as a preempted thread makes on a
+    // busy machine) leaves `work` inline...
+    let before = inline_calls(&server).await;
+    ok_text(&call(&client, "work", short.clone()).await);
+    assert_eq!(
+        inline_calls(&server).await,
+        before + 1.0,
+        "one long call after 70 short ones should leave `work` inline"
+    );
+    // ...a second one sends it back to blocking threads.
+    let message = error_text(&call(&client, "work", json!({"iterations": u64::MAX})).await);
+    assert!(message.contains("stopped after 500 ms"), "{message}");
     let before = inline_calls(&server).await;
     ok_text(&call(&client, "work", short).await);
-    assert_eq!(inline_calls(&server).await, before);
+    assert_eq!(
+        inline_calls(&server).await,
+        before,
+        "two long calls should send `work` back to blocking threads"
+    );
     close(client).await;
 }
 
