@@ -405,11 +405,13 @@ impl Registry {
         let caller = source.clone();
         let work = async move {
             let found = self.inner.live.load().tool(tool).cloned();
-            let mut overlapping = 0;
-            let output = match &found {
-                None => Err(self.unknown_tool(tool)),
+            let (output, overlapping) = match &found {
+                None => (Err(self.unknown_tool(tool)), 0),
                 Some(found) => match found.input(&arguments) {
-                    Err(message) => Err(CallFailure::new(FailureKind::InvalidArguments, message)),
+                    Err(message) => (
+                        Err(CallFailure::new(FailureKind::InvalidArguments, message)),
+                        0,
+                    ),
                     Ok(input) => {
                         let (reporter, _running) = self.track_progress(
                             &caller,
@@ -433,16 +435,16 @@ impl Registry {
                             );
                         }
                         self.inner.metrics.plugin_ran(result.waited, result.inline);
-                        overlapping = result.overlapping;
                         let declared = &found.declared;
-                        result.output.and_then(|raw| {
+                        let output = result.output.and_then(|raw| {
                             ToolOutput::from_plugin(
                                 declared.output,
                                 declared.output_schema.as_ref(),
                                 &found.function,
                                 raw,
                             )
-                        })
+                        });
+                        (output, result.overlapping)
                     }
                 },
             };

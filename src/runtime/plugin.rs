@@ -105,11 +105,7 @@ impl LoadedPlugin {
         input: Vec<u8>,
         control: CallControl,
     ) -> CallOutput {
-        // Boxed: the pool's call holds the instance and the job while it
-        // runs, and a future that size would be copied whole each time
-        // rmcp and tokio move the request's future (profiles showed
-        // memcpy of 11 KB futures beside the floor's 3 KB).
-        let result = Box::pin(self.pool.call(function, input, control)).await;
+        let result = self.pool.call(function, input, control).await;
         CallOutput {
             output: result.output.map(|bytes| {
                 String::from_utf8(bytes)
