@@ -256,6 +256,17 @@ pub fn rpc(id: u64, method: &str, params: Value) -> String {
     json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string()
 }
 
+/// The header `name` of `response` as text; a missing or non-text header
+/// fails the test, naming it.
+pub fn header(response: &reqwest::Response, name: &str) -> String {
+    response
+        .headers()
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_else(|| panic!("no text header `{name}` in {:?}", response.headers()))
+        .to_string()
+}
+
 /// POST a JSON-RPC body to `/mcp` the way curl does, with optional extra headers.
 pub async fn post_mcp(url: &str, body: String, headers: &[(&str, &str)]) -> reqwest::Response {
     let mut request = reqwest::Client::new()

@@ -317,11 +317,7 @@ async fn a_client_over_its_rate_gets_429_and_others_do_not() {
     assert_eq!(&statuses[..3], &[200, 200, 200], "{statuses:?}");
     assert!(statuses[3..].iter().all(|s| *s == 429), "{statuses:?}");
     let refused = refused.unwrap();
-    let retry: u64 = refused.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry: u64 = header(&refused, "retry-after").parse().unwrap();
     assert!((1..=2).contains(&retry), "Retry-After: {retry}");
     let body: Value = refused.json().await.unwrap();
     assert!(

@@ -29,10 +29,7 @@ async fn every_supported_version_initializes_pings_lists_and_calls() {
         )
         .await;
         assert_eq!(response.status(), 200, "{version}");
-        let session = response.headers()["mcp-session-id"]
-            .to_str()
-            .unwrap()
-            .to_string();
+        let session = header(&response, "mcp-session-id");
         let init = &messages(response).await[0]["result"];
         assert_eq!(init["protocolVersion"], version);
         assert_eq!(init["serverInfo"]["name"], "wasimancer");
@@ -188,10 +185,7 @@ async fn an_abandoned_session() -> (TestServer, String) {
         &[("authorization", &bearer)],
     )
     .await;
-    let session = response.headers()["mcp-session-id"]
-        .to_str()
-        .unwrap()
-        .to_string();
+    let session = header(&response, "mcp-session-id");
     let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string();
     assert_eq!(ping_in(&server, &session, initialized).await, 202);
     (server, session)

@@ -38,10 +38,7 @@ async fn mcp_needs_the_bearer_token() {
     )
     .await;
     assert_eq!(wrong.status(), 401);
-    let challenge = wrong.headers()["www-authenticate"]
-        .to_str()
-        .unwrap()
-        .to_string();
+    let challenge = header(&wrong, "www-authenticate");
     assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
     let body = wrong.text().await.unwrap();
     assert!(!body.contains(TOKEN), "the token is never echoed");

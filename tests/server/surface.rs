@@ -389,10 +389,7 @@ async fn a_stateless_server_answers_json_and_streams_only_when_progress_comes_fi
         )
     };
     let plain = post_mcp(&server.url, call(json!({})), &[("authorization", &bearer)]).await;
-    let content_type = plain.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .to_string();
+    let content_type = header(&plain, "content-type");
     assert!(
         content_type.starts_with("application/json"),
         "{content_type}"
@@ -409,10 +406,7 @@ async fn a_stateless_server_answers_json_and_streams_only_when_progress_comes_fi
         &[("authorization", &bearer)],
     )
     .await;
-    let content_type = watched.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .to_string();
+    let content_type = header(&watched, "content-type");
     assert!(
         content_type.starts_with("text/event-stream"),
         "{content_type}"
