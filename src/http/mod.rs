@@ -258,15 +258,37 @@ where
 
 /// `response`, holding `held` until its body has been sent (or dropped,
 /// when the client goes away): an answer streamed over SSE lasts until its
-/// last event.
-fn hold_until_sent<T: Send + Sync + 'static>(response: Response, held: T) -> Response {
-    use futures_util::StreamExt;
+/// last event. The body keeps its size, so a plain JSON answer still goes out
+/// with a Content-Length rather than chunked (one write instead of two).
+fn hold_until_sent<T: Send + Unpin + 'static>(response: Response, held: T) -> Response {
     let (parts, body) = response.into_parts();
-    let body = body.into_data_stream().map(move |chunk| {
-        let _held = &held;
-        chunk
-    });
-    Response::from_parts(parts, axum::body::Body::from_stream(body))
+    Response::from_parts(parts, axum::body::Body::new(Holding { body, _held: held }))
+}
+
+/// A response body that keeps something alive for as long as it lasts.
+struct Holding<T> {
+    body: axum::body::Body,
+    _held: T,
+}
+
+impl<T: Unpin> axum::body::HttpBody for Holding<T> {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
 }
 
 /// A span for every MCP request (tracing on only), ended when its answer

@@ -394,7 +394,11 @@ async fn a_stateless_server_answers_json_and_streams_only_when_progress_comes_fi
         content_type.starts_with("application/json"),
         "{content_type}"
     );
-    let answer: Value = serde_json::from_str(&plain.text().await.unwrap()).unwrap();
+    // Sized like any JSON answer, not chunked like a stream.
+    let length: usize = header(&plain, "content-length").parse().unwrap();
+    let text = plain.text().await.unwrap();
+    assert_eq!(length, text.len());
+    let answer: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(
         answer["result"]["content"][0]["text"], "Progress reported in 3 steps",
         "{answer}"
