@@ -191,7 +191,7 @@ pub enum ServerEvent {
 /// The publishing side of the bus, shared by everything that makes events.
 ///
 /// Events go two ways: to the broadcast channel, for readers that wait for
-/// every event (the audit log, the headless call log), and into a ring of
+/// every event (the audit log), and into a ring of
 /// recent events, for readers that look now and then and must never cost the
 /// call path a wake-up (consoles). The ring also gives a console that
 /// attaches later the calls it missed.
@@ -200,6 +200,8 @@ pub struct EventBus {
     sender: broadcast::Sender<Arc<ServerEvent>>,
     next_call_id: Arc<AtomicU64>,
     recent: Arc<Mutex<Ring<SharedEvent>>>,
+    /// Log a line per call as it is published (headless mode).
+    log_calls: bool,
 }
 
 /// A published event as the recent-events ring keeps it: shared by every
@@ -295,7 +297,16 @@ impl EventBus {
             sender,
             next_call_id: Arc::new(AtomicU64::new(1)),
             recent: Arc::new(Mutex::new(Ring::new(RECENT_EVENTS))),
+            log_calls: false,
         }
+    }
+
+    /// A bus that logs one line per call through tracing as the call is
+    /// published. On the caller's thread, not in a task of its own: a task
+    /// would be woken by every call, a thread switch per call under load.
+    pub fn logging_calls(mut self) -> Self {
+        self.log_calls = true;
+        self
     }
 
     /// A fresh call id.
@@ -305,6 +316,11 @@ impl EventBus {
 
     /// Publish without waiting; nobody listening is fine.
     pub fn publish(&self, event: ServerEvent) {
+        if self.log_calls
+            && let ServerEvent::Call(call) = &event
+        {
+            log_call(call);
+        }
         let event = Arc::new(event);
         self.recent().push(SharedEvent::new(Arc::clone(&event)));
         if self.sender.receiver_count() > 0 {
@@ -449,24 +465,7 @@ mod micros {
     }
 }
 
-/// Logs one line per call through tracing (headless mode). Plugin changes
-/// are logged where they happen.
-pub async fn log_calls(mut reader: EventReader) {
-    loop {
-        match reader.recv().await {
-            Received::Event(event) => {
-                if let ServerEvent::Call(call) = &*event {
-                    log_call(call);
-                }
-            }
-            Received::Dropped(n) => {
-                tracing::warn!("the call log fell behind: {n} events were not logged")
-            }
-            Received::Closed => break,
-        }
-    }
-}
-
+/// One line per call, through tracing (headless mode).
 fn log_call(call: &CallEvent) {
     // The name goes under a field saying what it names: `tool=` (which
     // scripts look for), `resource=` or `prompt=`.

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::audit::AuditOptions;
 use crate::catalog::{CatalogError, DefinitionError};
 use crate::control::{ControlSocket, Hub, HubSettings, SocketError};
-use crate::events::{self, EventBus};
+use crate::events::EventBus;
 use crate::http::{self, HttpOptions, McpEndpoint, Observed};
 use crate::logging::LogBuffer;
 use crate::metrics::{Exposition, HttpMetrics};
@@ -224,12 +224,13 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
         )?),
         Some(ControlSocketPath::At(path)) => Some(ControlSocket::bind(path)?),
     };
-    let bus = EventBus::new();
+    let bus = if settings.log_calls {
+        EventBus::new().logging_calls()
+    } else {
+        EventBus::new()
+    };
     if let Some(options) = &settings.audit_log {
         tokio::spawn(crate::audit::write(bus.subscribe(), options.clone()));
-    }
-    if settings.log_calls {
-        tokio::spawn(events::log_calls(bus.subscribe()));
     }
     // plugins.yml is read now (a broken one stops the start); the plugins
     // load while the server already listens, not ready until they have.
