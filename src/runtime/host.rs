@@ -11,6 +11,7 @@
 //! that it increases), it is dropped.
 
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use extism::{CancelHandle, CurrentPlugin, Function, PTR, UserData, Val};
 use serde::{Deserialize, Serialize};
@@ -144,16 +145,33 @@ fn report_progress(
 /// call checks the flag before it starts. The handle is dropped (under the
 /// lock) before the slot goes back to the pool, so a late cancel never
 /// reaches the slot's next call.
+///
+/// A cancel that arrives a moment *later* is worse: extism tells its timer
+/// thread the call started (with its time limit) before it arms the
+/// engine's epoch deadline, and a cancel the timer handles in between
+/// bumps the epoch too early and also forgets the time limit. The call then
+/// runs with no limit at all, an endless loop for ever (reproduced in
+/// `a_cancel_as_the_call_starts_never_outlasts_its_time_limit`). So the
+/// handle is not used until the call has been armed for [`CANCEL_GRACE`]:
+/// by then extism has long passed those two statements, short of this
+/// thread being kept off its core for all of that time at exactly that
+/// point.
 #[derive(Default)]
 pub(crate) struct CallSignal {
     state: Mutex<SignalState>,
 }
 
+/// How long after a call starts a cancel may reach extism (see
+/// [`CallSignal`]). Cancelling sooner buys nothing: calls that short end
+/// on their own about as fast.
+pub(crate) const CANCEL_GRACE: Duration = Duration::from_millis(50);
+
 #[derive(Default)]
 struct SignalState {
     cancelled: bool,
     finished: bool,
-    handle: Option<CancelHandle>,
+    /// The running call's handle, and when it was armed.
+    handle: Option<(CancelHandle, Instant)>,
 }
 
 impl CallSignal {
@@ -167,8 +185,13 @@ impl CallSignal {
     /// was cancelled already and must not start.
     pub fn arm(&self, handle: CancelHandle) -> bool {
         let mut state = self.state();
-        state.handle = Some(handle);
+        state.handle = Some((handle, Instant::now()));
         !state.cancelled
+    }
+
+    #[cfg(test)]
+    pub fn is_armed(&self) -> bool {
+        self.state().handle.is_some()
     }
 
     /// The call has ended; its slot may serve another.
@@ -178,11 +201,14 @@ impl CallSignal {
         state.finished = true;
     }
 
-    /// Stop the call; true while it has not ended (cancel again shortly).
+    /// Stop the call; true while it has not ended (cancel again shortly: a
+    /// call that started less than [`CANCEL_GRACE`] ago is only flagged).
     pub fn cancel(&self) -> bool {
         let mut state = self.state();
         state.cancelled = true;
-        if let Some(handle) = &state.handle {
+        if let Some((handle, armed)) = &state.handle
+            && armed.elapsed() >= CANCEL_GRACE
+        {
             let _ = handle.cancel();
         }
         !state.finished
@@ -194,8 +220,8 @@ impl CallSignal {
 }
 
 /// Cancels a call whose caller went away (its future was dropped) before it
-/// ended, so that the instance is freed within milliseconds, not at the
-/// plugin's timeout.
+/// ended, so that the instance is freed soon after [`CANCEL_GRACE`], not at
+/// the plugin's timeout.
 pub(crate) struct CancelOnDrop(pub Option<Arc<CallSignal>>);
 
 impl Drop for CancelOnDrop {

@@ -476,4 +476,61 @@ mod tests {
         assert!(!calls.runs_inline("quick"));
         assert!(!calls.runs_inline("unknown"));
     }
+
+    /// extism's race (see [`CallSignal`]): without the grace, cancelling as
+    /// fast as possible while the call starts left an endless loop running
+    /// with no time limit within a few tries.
+    #[test]
+    fn a_cancel_as_the_call_starts_never_outlasts_its_time_limit() {
+        use super::super::host::CANCEL_GRACE;
+        let wasm =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("plugins/faults/faults.wasm");
+        let limit = Duration::from_millis(200);
+        let manifest = extism::Manifest::new([extism::Wasm::file(wasm)]).with_timeout(limit);
+        let sink = SlotSink::default();
+        let compiled = extism::PluginBuilder::new(manifest)
+            .with_wasi(false)
+            .with_functions(sink.functions())
+            .compile()
+            .unwrap();
+        let limits = Arc::new(Limits {
+            plugin: "faults".into(),
+            timeout_ms: limit.as_millis() as u64,
+            memory_mb: 32,
+            max_output_bytes: 1 << 20,
+        });
+        let mut slot = Some(Slot::new(compiled, sink).unwrap());
+        for run in 0..20 {
+            let signal = Arc::new(CallSignal::default());
+            let (ended, end) = std::sync::mpsc::channel();
+            std::thread::spawn({
+                let (mut slot, signal, limits) = (
+                    slot.take().unwrap(),
+                    Arc::clone(&signal),
+                    Arc::clone(&limits),
+                );
+                move || {
+                    let output = slot.run("spin", b"", &limits, &signal);
+                    signal.finish();
+                    let _ = ended.send((slot, output));
+                }
+            });
+            // From the moment the call is armed, as a cancel arriving then would.
+            while !signal.is_armed() {
+                std::hint::spin_loop();
+            }
+            let started = Instant::now();
+            while signal.cancel() && started.elapsed() < limit + CANCEL_GRACE {
+                std::hint::spin_loop();
+            }
+            let (back, output) = end
+                .recv_timeout(limit + Duration::from_secs(5))
+                .unwrap_or_else(|_| {
+                    panic!("run {run}: the cancelled call outlived its time limit")
+                });
+            let kind = output.err().map(|failure| failure.kind);
+            assert_eq!(kind, Some(FailureKind::Cancelled), "run {run}");
+            slot = Some(back);
+        }
+    }
 }
