@@ -156,9 +156,11 @@ fn report_progress(
 /// by then extism has long passed those two statements, short of this
 /// thread being kept off its core for all of that time at exactly that
 /// point.
-#[derive(Default)]
 pub(crate) struct CallSignal {
     state: Mutex<SignalState>,
+    /// What runs, for the error logged if it outlives its time limit.
+    function: Arc<str>,
+    plugin: Arc<str>,
 }
 
 /// How long after a call starts a cancel may reach extism (see
@@ -166,52 +168,107 @@ pub(crate) struct CallSignal {
 /// on their own about as fast.
 pub(crate) const CANCEL_GRACE: Duration = Duration::from_millis(50);
 
+/// How long past its time limit (and the grace) a cancelled call may run
+/// before its cancellers stop trying: extism's timer ends any call at its
+/// limit, so one still running then escaped it, and no cancel can reach it.
+pub(crate) const OUTLIVED_AFTER: Duration = Duration::from_secs(1);
+
 #[derive(Default)]
 struct SignalState {
     cancelled: bool,
     finished: bool,
-    /// The running call's handle, and when it was armed.
-    handle: Option<(CancelHandle, Instant)>,
+    /// Logged already that the call outlived its limit.
+    outlived: bool,
+    armed: Option<Armed>,
+}
+
+/// A call that has reached its instance.
+struct Armed {
+    handle: CancelHandle,
+    at: Instant,
+    limit: Duration,
+}
+
+/// Where a cancel left the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cancelling {
+    /// Still running (or about to start): cancel again shortly.
+    Pending,
+    Ended,
+    /// Still running past its time limit: no cancel can stop it (logged once).
+    Outlived,
 }
 
 impl CallSignal {
+    pub fn new(function: Arc<str>, plugin: Arc<str>) -> Self {
+        Self {
+            state: Mutex::default(),
+            function,
+            plugin,
+        }
+    }
+
     fn state(&self) -> std::sync::MutexGuard<'_, SignalState> {
         self.state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The call is about to start on an instance with `handle`; false when it
-    /// was cancelled already and must not start.
-    pub fn arm(&self, handle: CancelHandle) -> bool {
+    /// The call is about to start on an instance with `handle`, stopped by
+    /// its time `limit`; false when it was cancelled already and must not
+    /// start.
+    pub fn arm(&self, handle: CancelHandle, limit: Duration) -> bool {
         let mut state = self.state();
-        state.handle = Some((handle, Instant::now()));
+        state.armed = Some(Armed {
+            handle,
+            at: Instant::now(),
+            limit,
+        });
         !state.cancelled
     }
 
     #[cfg(test)]
     pub fn is_armed(&self) -> bool {
-        self.state().handle.is_some()
+        self.state().armed.is_some()
     }
 
     /// The call has ended; its slot may serve another.
     pub fn finish(&self) {
         let mut state = self.state();
-        state.handle = None;
+        state.armed = None;
         state.finished = true;
     }
 
-    /// Stop the call; true while it has not ended (cancel again shortly: a
-    /// call that started less than [`CANCEL_GRACE`] ago is only flagged).
-    pub fn cancel(&self) -> bool {
+    /// Stop the call (a call that started less than [`CANCEL_GRACE`] ago is
+    /// only flagged), and say whether to cancel again.
+    pub fn cancel(&self) -> Cancelling {
         let mut state = self.state();
         state.cancelled = true;
-        if let Some((handle, armed)) = &state.handle
-            && armed.elapsed() >= CANCEL_GRACE
-        {
-            let _ = handle.cancel();
+        if state.finished {
+            return Cancelling::Ended;
         }
-        !state.finished
+        let Some(armed) = &state.armed else {
+            return Cancelling::Pending;
+        };
+        let running = armed.at.elapsed();
+        if running > armed.limit + CANCEL_GRACE + OUTLIVED_AFTER {
+            if !std::mem::replace(&mut state.outlived, true) {
+                tracing::error!(
+                    "`{}` of plugin `{}` still runs {} ms after it started, past its time limit, \
+                     and no cancel reaches it (probably a race in extism's timer); its thread and \
+                     instance stay busy until it ends: reload the plugin to serve with fresh \
+                     instances, restart the server to stop it",
+                    self.function,
+                    self.plugin,
+                    running.as_millis()
+                );
+            }
+            return Cancelling::Outlived;
+        }
+        if running >= CANCEL_GRACE {
+            let _ = armed.handle.cancel();
+        }
+        Cancelling::Pending
     }
 
     pub fn was_cancelled(&self) -> bool {
@@ -229,12 +286,12 @@ impl Drop for CancelOnDrop {
         let Some(signal) = self.0.take() else {
             return;
         };
-        if !signal.cancel() {
+        if signal.cancel() != Cancelling::Pending {
             return;
         }
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
-                while signal.cancel() {
+                while signal.cancel() == Cancelling::Pending {
                     tokio::time::sleep(super::pool::CANCEL_RETRY).await;
                 }
             });

@@ -75,7 +75,7 @@ impl LoadedPlugin {
                 reason,
             })?;
         let limits = Limits {
-            plugin: spec.name.clone(),
+            plugin: spec.name.as_str().into(),
             timeout_ms: spec.timeout_ms(),
             memory_mb: spec.memory_mb(),
             max_output_bytes: settings.max_output_bytes,

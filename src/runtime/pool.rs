@@ -29,7 +29,7 @@ use extism::{CompiledPlugin, Plugin};
 use tokio::sync::{Mutex, mpsc};
 
 use super::failure::{CallFailure, FailureKind};
-use super::host::{CallControl, CallSignal, CancelOnDrop, SlotSink};
+use super::host::{CallControl, CallSignal, CancelOnDrop, Cancelling, SlotSink};
 
 /// How often a cancel is repeated until the call it stops has ended (a
 /// cancel that arrives just before the call starts is lost).
@@ -42,7 +42,7 @@ const TRAP_EXIT_CODE: i32 = 134;
 /// The limits one call runs under, kept for error messages.
 #[derive(Debug, Clone)]
 pub(crate) struct Limits {
-    pub plugin: String,
+    pub plugin: Arc<str>,
     pub timeout_ms: u64,
     pub memory_mb: u32,
     pub max_output_bytes: usize,
@@ -90,7 +90,10 @@ impl Slot {
                 self.instance.insert(fresh)
             }
         };
-        if !signal.arm(instance.cancel_handle()) {
+        if !signal.arm(
+            instance.cancel_handle(),
+            Duration::from_millis(limits.timeout_ms),
+        ) {
             return Err(cancelled(function));
         }
         let result = match instance.call_get_error_code::<&[u8], &[u8]>(function, input) {
@@ -367,7 +370,10 @@ impl InstancePool {
                 };
             }
         };
-        let signal = Arc::new(CallSignal::default());
+        let signal = Arc::new(CallSignal::new(
+            Arc::clone(&function),
+            Arc::clone(&inner.limits.plugin),
+        ));
         let function_name = Arc::clone(&function);
         let job = {
             let inner = Arc::clone(inner);
@@ -418,7 +424,15 @@ impl InstancePool {
         let joined = tokio::select! {
             joined = &mut running => joined,
             _ = cancel.cancelled() => loop {
-                signal.cancel();
+                if signal.cancel() == Cancelling::Outlived {
+                    // Its thread gives the instance back if it ever ends.
+                    break Ok(PoolOutput {
+                        output: Err(cancelled(&function_name)),
+                        overlapping: 0,
+                        waited,
+                        inline: false,
+                    });
+                }
                 tokio::select! {
                     joined = &mut running => break joined,
                     _ = tokio::time::sleep(CANCEL_RETRY) => {}
@@ -477,15 +491,10 @@ mod tests {
         assert!(!calls.runs_inline("unknown"));
     }
 
-    /// extism's race (see [`CallSignal`]): without the grace, cancelling as
-    /// fast as possible while the call starts left an endless loop running
-    /// with no time limit within a few tries.
-    #[test]
-    fn a_cancel_as_the_call_starts_never_outlasts_its_time_limit() {
-        use super::super::host::CANCEL_GRACE;
+    /// A slot of the sample `faults` plugin, with calls stopped at `limit`.
+    fn faults_slot(limit: Duration) -> (Slot, Arc<Limits>) {
         let wasm =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("plugins/faults/faults.wasm");
-        let limit = Duration::from_millis(200);
         let manifest = extism::Manifest::new([extism::Wasm::file(wasm)]).with_timeout(limit);
         let sink = SlotSink::default();
         let compiled = extism::PluginBuilder::new(manifest)
@@ -499,9 +508,38 @@ mod tests {
             memory_mb: 32,
             max_output_bytes: 1 << 20,
         });
-        let mut slot = Some(Slot::new(compiled, sink).unwrap());
+        (Slot::new(compiled, sink).unwrap(), limits)
+    }
+
+    /// The cancellers' bound: a call still running past its time limit has
+    /// escaped it, and they stop (instead of retrying for ever).
+    #[test]
+    fn cancellers_give_up_on_a_call_past_its_time_limit() {
+        use super::super::host::{CANCEL_GRACE, OUTLIVED_AFTER};
+        let (slot, _) = faults_slot(Duration::from_millis(200));
+        let handle = slot.instance.as_ref().unwrap().cancel_handle();
+        let signal = CallSignal::new("spin".into(), "faults".into());
+        // Armed as if its call had started, with no time limit left.
+        assert!(signal.arm(handle, Duration::ZERO));
+        assert_eq!(signal.cancel(), Cancelling::Pending);
+        std::thread::sleep(CANCEL_GRACE + OUTLIVED_AFTER + Duration::from_millis(10));
+        assert_eq!(signal.cancel(), Cancelling::Outlived);
+        assert_eq!(signal.cancel(), Cancelling::Outlived);
+        signal.finish();
+        assert_eq!(signal.cancel(), Cancelling::Ended);
+    }
+
+    /// extism's race (see [`CallSignal`]): without the grace, cancelling as
+    /// fast as possible while the call starts left an endless loop running
+    /// with no time limit within a few tries.
+    #[test]
+    fn a_cancel_as_the_call_starts_never_outlasts_its_time_limit() {
+        use super::super::host::CANCEL_GRACE;
+        let limit = Duration::from_millis(200);
+        let (slot, limits) = faults_slot(limit);
+        let mut slot = Some(slot);
         for run in 0..20 {
-            let signal = Arc::new(CallSignal::default());
+            let signal = Arc::new(CallSignal::new("spin".into(), "faults".into()));
             let (ended, end) = std::sync::mpsc::channel();
             std::thread::spawn({
                 let (mut slot, signal, limits) = (
@@ -520,7 +558,8 @@ mod tests {
                 std::hint::spin_loop();
             }
             let started = Instant::now();
-            while signal.cancel() && started.elapsed() < limit + CANCEL_GRACE {
+            while signal.cancel() == Cancelling::Pending && started.elapsed() < limit + CANCEL_GRACE
+            {
                 std::hint::spin_loop();
             }
             let (back, output) = end
