@@ -301,11 +301,11 @@ impl EventBus {
         }
     }
 
-    /// A bus that logs one line per call through tracing as the call is
-    /// published. On the caller's thread, not in a task of its own: a task
+    /// Whether the bus logs one line per call through tracing as the call
+    /// is published. On the caller's thread, not in a task of its own: a task
     /// would be woken by every call, a thread switch per call under load.
-    pub fn logging_calls(mut self) -> Self {
-        self.log_calls = true;
+    pub fn logging_calls(mut self, on: bool) -> Self {
+        self.log_calls = on;
         self
     }
 
@@ -392,28 +392,9 @@ impl EventReader {
         }
     }
 
-    /// The next event if one is queued, without waiting.
-    pub fn try_recv(&mut self) -> Option<Received> {
-        match self.receiver.try_recv() {
-            Ok(event) => Some(Received::Event(event)),
-            Err(broadcast::error::TryRecvError::Lagged(n)) => Some(Received::Dropped(n)),
-            Err(broadcast::error::TryRecvError::Closed) => Some(Received::Closed),
-            Err(broadcast::error::TryRecvError::Empty) => None,
-        }
-    }
-
     /// Whether no event waits to be read.
     pub fn is_empty(&self) -> bool {
         self.receiver.is_empty()
-    }
-
-    /// Wait for the next event from a thread that is not async (the console).
-    pub fn blocking_recv(&mut self) -> Received {
-        match self.receiver.blocking_recv() {
-            Ok(event) => Received::Event(event),
-            Err(broadcast::error::RecvError::Lagged(n)) => Received::Dropped(n),
-            Err(broadcast::error::RecvError::Closed) => Received::Closed,
-        }
     }
 }
 

@@ -224,11 +224,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
         )?),
         Some(ControlSocketPath::At(path)) => Some(ControlSocket::bind(path)?),
     };
-    let bus = if settings.log_calls {
-        EventBus::new().logging_calls()
-    } else {
-        EventBus::new()
-    };
+    let bus = EventBus::new().logging_calls(settings.log_calls);
     if let Some(options) = &settings.audit_log {
         tokio::spawn(crate::audit::write(bus.subscribe(), options.clone()));
     }
