@@ -3,9 +3,12 @@
 # RSS, open N sessions that each make one call and are never used again
 # (initialize, initialized, one `tools/call add`, as a client that goes
 # away does), read the RSS again and print the difference per session;
-# then wait for the idle timeout (60 s here) to close them all and print
-# the RSS against the idle one before. Then the same with --max-sessions
-# below N, to show the cap bounds it.
+# with the default --session-hibernate-after, wait until they are all
+# asleep and print it again; then wait for the idle timeout (60 s here) to
+# close them all and print the RSS against the idle one before. First with
+# every session kept awake (--session-hibernate-after never), then as
+# served by default, then with --max-sessions below N, to show the cap
+# bounds it.
 #
 #   contrib/session-memory.sh [BINARY] [N]
 #
@@ -43,15 +46,17 @@ open_sessions() {
   echo "$opened"
 }
 
-open_now() {
-  curl -s "http://127.0.0.1:$port/metrics" | awk '$1=="wasimancer_sessions" {print $2}'
+metric() {
+  curl -s "http://127.0.0.1:$port/metrics" | awk -v name="$1" '$1==name {print $2}'
 }
 
+open_now() { metric wasimancer_sessions; }
+
 measure() {
-  local max=$1
+  local max=$1 hibernate=$2
   "$binary" serve --headless --port "$port" --auth-token "$token" \
     --admin-token NO_AUTHENTICATION --no-control-socket --max-sessions "$max" \
-    --session-idle-timeout 60s \
+    --session-idle-timeout 60s --session-hibernate-after "$hibernate" \
     2>/dev/null &
   local pid=$!
   trap 'kill $pid 2>/dev/null' EXIT
@@ -64,9 +69,19 @@ measure() {
   after=$(rss_kib "$pid")
   local sessions
   sessions=$(open_now)
-  echo "--max-sessions $max: $opened of $count sessions opened, $sessions open;" \
+  echo "--max-sessions $max --session-hibernate-after $hibernate:" \
+    "$opened of $count sessions opened, $sessions open;" \
     "RSS ${before} KiB -> ${after} KiB;" \
     "$(( (after - before) * 1024 / (opened > 0 ? opened : 1) )) bytes per session opened"
+  if [ "$hibernate" != never ]; then
+    # All asleep, then the allocator's few 1 s decay periods.
+    until [ "$(metric wasimancer_sessions_asleep)" = "$sessions" ]; do sleep 1; done
+    sleep 5
+    local asleep
+    asleep=$(rss_kib "$pid")
+    echo "  all asleep: RSS ${asleep} KiB;" \
+      "$(( (asleep - before) * 1024 / (opened > 0 ? opened : 1) )) bytes per session opened"
+  fi
   # The idle timeout closes them; then give the allocator's background
   # thread a few of its 1 s decay periods to hand the pages back.
   until [ "$(open_now)" = 0 ]; do sleep 1; done
@@ -78,5 +93,6 @@ measure() {
   trap - EXIT
 }
 
-measure 100000
-measure $((count / 4))
+measure 100000 never
+measure 100000 10s
+measure $((count / 4)) 10s

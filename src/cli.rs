@@ -237,6 +237,18 @@ pub struct ServeArgs {
         global = true
     )]
     pub session_idle_timeout: Duration,
+    /// An MCP session whose client has sent nothing and holds no stream open
+    /// for this long is put to sleep: it keeps its handshake only (under 1 KB
+    /// instead of about 70) until its next request wakes it, which the client
+    /// does not notice. `never` keeps every session awake.
+    #[arg(
+        long,
+        env = "WASIMANCER_SESSION_HIBERNATE_AFTER",
+        default_value = "10s",
+        value_parser = parse_duration_or_never,
+        global = true
+    )]
+    pub session_hibernate_after: OrNever,
     /// At most this many requests a second to /mcp per client (20 or 20/s);
     /// more are answered 429 with Retry-After [default: no limit].
     #[arg(long, env = "WASIMANCER_RATE_LIMIT", global = true)]
@@ -336,6 +348,19 @@ pub struct ServeArgs {
 }
 
 /// A duration: seconds (`30`), or a number with `ms`, `s`, `m` or `h`.
+/// A duration, or `never`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrNever(pub Option<Duration>);
+
+fn parse_duration_or_never(text: &str) -> Result<OrNever, String> {
+    if text.trim() == "never" {
+        return Ok(OrNever(None));
+    }
+    parse_duration(text)
+        .map(|duration| OrNever(Some(duration)))
+        .map_err(|error| format!("{error}, or never"))
+}
+
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text

@@ -437,6 +437,7 @@ fn settings(
             sessions: SessionLimits {
                 max_sessions: args.max_sessions,
                 idle_timeout: args.session_idle_timeout,
+                hibernate_after: args.session_hibernate_after.0,
             },
             session_store: args.session_store.clone(),
             rate_limit: args.rate_limit.map(|PerSecond(per_second)| RateLimit {

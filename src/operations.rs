@@ -51,6 +51,10 @@ struct Inner {
     sessions_refused: AtomicU64,
     /// Sessions closed after `--session-idle-timeout` without their client.
     sessions_expired: AtomicU64,
+    /// Sessions asleep now (`--session-hibernate-after`).
+    sessions_asleep: AtomicU64,
+    /// Sessions woken by their client.
+    sessions_woken: AtomicU64,
     /// Requests answered 429 by the rate limit.
     rate_limited: AtomicU64,
     /// Requests refused because the server was draining.
@@ -73,6 +77,8 @@ impl Operations {
                 sessions: AtomicU64::new(0),
                 sessions_refused: AtomicU64::new(0),
                 sessions_expired: AtomicU64::new(0),
+                sessions_asleep: AtomicU64::new(0),
+                sessions_woken: AtomicU64::new(0),
                 rate_limited: AtomicU64::new(0),
                 refused_draining: AtomicU64::new(0),
                 requests_in_flight: AtomicU64::new(0),
@@ -145,6 +151,27 @@ impl Operations {
 
     pub fn session_expired(&self) {
         self.inner.sessions_expired.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn sessions_asleep(&self) -> u64 {
+        self.inner.sessions_asleep.load(Ordering::Relaxed)
+    }
+
+    pub fn sessions_woken(&self) -> u64 {
+        self.inner.sessions_woken.load(Ordering::Relaxed)
+    }
+
+    pub fn session_fell_asleep(&self) {
+        self.inner.sessions_asleep.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn session_woke(&self) {
+        self.inner.sessions_asleep.fetch_sub(1, Ordering::Relaxed);
+        self.inner.sessions_woken.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn asleep_session_closed(&self) {
+        self.inner.sessions_asleep.fetch_sub(1, Ordering::Relaxed);
     }
 
     pub fn rate_limited(&self) -> u64 {

@@ -66,13 +66,12 @@ impl McpEndpoint {
                     .ok()
                     .map(|redis| RedisSessionStore::new(redis, options.sessions.idle_timeout))
             });
-            let mut config = config.clone();
-            if let Some(store) = &store {
-                // rmcp saves every new session there and, for a session it
-                // does not hold, loads it and replays the handshake.
-                config.session_store = Some(Arc::new(store.clone()));
-            }
             let sessions = Sessions::new(options.sessions, operations.clone(), shutdown, store);
+            let mut config = config.clone();
+            // rmcp saves every new session's handshake there and, for a
+            // session it does not hold (asleep, or opened on another
+            // replica), loads it and replays it.
+            config.session_store = Some(sessions.handshakes());
             let service = StreamableHttpService::new(
                 factory.clone(),
                 Arc::new(CountedSessions(Arc::clone(&sessions))),

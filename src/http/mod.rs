@@ -5,6 +5,7 @@ pub mod admin;
 mod admin_definitions;
 mod attach;
 pub mod guard;
+mod handshakes;
 mod mcp_endpoint;
 pub mod rate_limit;
 pub mod sessions;

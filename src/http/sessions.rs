@@ -10,6 +10,13 @@
 //! stream a client listens on: a client that holds one is still there, and
 //! when it goes, its connection and the stream go with it).
 //!
+//! A session whose client has been quiet for `--session-hibernate-after`
+//! and holds no stream open is put to sleep: rmcp's worker for it, its tasks
+//! and channels (about 70 KB) are dropped and only its handshake is kept
+//! ([`Handshakes`]); its next request wakes it, as rmcp restores a session
+//! from a store, by replaying the handshake to a new worker. Its client sees
+//! nothing of this (the session id and everything it was told stay valid).
+//!
 //! With a session store (`--session-store`), rmcp saves each new session
 //! there and restores, on this replica, a session opened on another; the
 //! store keeps a session for the idle timeout after its client last spoke,
@@ -22,14 +29,22 @@ use std::time::{Duration, Instant};
 
 use futures_util::{Stream, StreamExt};
 use rmcp::model::{ClientJsonRpcMessage, ServerJsonRpcMessage};
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::session::local::{
+    LocalSessionManager, LocalSessionManagerError, SessionError,
+};
 use rmcp::transport::streamable_http_server::session::{
     EventStore, RestoreOutcome, ServerSseMessage, SessionId, SessionManager,
 };
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use super::handshakes::Handshakes;
 use crate::cluster::sessions::RedisSessionStore;
 use crate::operations::Operations;
+
+/// How long a request for a session waits for that session's worker to end
+/// as it is put to sleep, before the request fails (it takes microseconds).
+const FALLING_ASLEEP: Duration = Duration::from_secs(5);
 
 /// The bounds of the MCP sessions.
 #[derive(Debug, Clone, Copy)]
@@ -38,6 +53,9 @@ pub struct SessionLimits {
     pub max_sessions: u64,
     /// A session whose client has been quiet this long is closed.
     pub idle_timeout: Duration,
+    /// A session whose client has been quiet this long is put to sleep
+    /// (`None`: never).
+    pub hibernate_after: Option<Duration>,
 }
 
 impl Default for SessionLimits {
@@ -45,6 +63,7 @@ impl Default for SessionLimits {
         Self {
             max_sessions: 10_000,
             idle_timeout: Duration::from_secs(300),
+            hibernate_after: Some(Duration::from_secs(10)),
         }
     }
 }
@@ -58,8 +77,8 @@ pub struct Sessions {
     opening: AtomicU64,
     limits: SessionLimits,
     operations: Operations,
-    /// Where sessions are kept for the other replicas, if anywhere.
-    store: Option<RedisSessionStore>,
+    /// Every session's handshake, to wake it up with.
+    handshakes: Arc<Handshakes>,
 }
 
 struct Activity {
@@ -67,6 +86,18 @@ struct Activity {
     open_streams: usize,
     /// When the session's life in the store was last extended.
     refreshed: Instant,
+    state: Residence,
+}
+
+/// Whether rmcp holds a worker for a session.
+enum Residence {
+    Awake,
+    /// Its worker was told to close; the sender says `true` once the worker
+    /// has ended (rmcp then calls `close_session`, which is not the end of
+    /// the session here).
+    FallingAsleep(watch::Sender<bool>),
+    /// Only its handshake is kept.
+    Asleep,
 }
 
 impl Sessions {
@@ -86,11 +117,13 @@ impl Sessions {
             opening: AtomicU64::new(0),
             limits,
             operations,
-            store,
+            handshakes: Arc::new(Handshakes::new(store)),
         });
         // A few looks per timeout.
-        let period =
-            (limits.idle_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(15));
+        let shortest = limits
+            .hibernate_after
+            .map_or(limits.idle_timeout, |after| after.min(limits.idle_timeout));
+        let period = (shortest / 4).clamp(Duration::from_millis(10), Duration::from_secs(15));
         super::every(period, &sessions, shutdown, sweep);
         sessions
     }
@@ -116,6 +149,11 @@ impl Sessions {
 
     pub fn limits(&self) -> SessionLimits {
         self.limits
+    }
+
+    /// Where rmcp saves each session's handshake and finds it again.
+    pub fn handshakes(&self) -> Arc<Handshakes> {
+        Arc::clone(&self.handshakes)
     }
 
     /// End the streams clients listen on (their GET streams): the server is
@@ -152,7 +190,7 @@ impl Sessions {
         let refresh = match self.activity().get_mut(id) {
             Some(activity) => {
                 activity.last = now;
-                self.store.as_ref().filter(|store| {
+                self.handshakes.shared().filter(|store| {
                     // A few times per lifetime is enough, and costs the
                     // requests in between nothing.
                     let due = now.duration_since(activity.refreshed) >= store.ttl() / 4;
@@ -185,6 +223,7 @@ impl Sessions {
                     last: now,
                     open_streams: 0,
                     refreshed: now,
+                    state: Residence::Awake,
                 },
             );
             activity.len()
@@ -217,22 +256,134 @@ impl Sessions {
 
     /// The sessions idle for the timeout: no stream open, nothing heard.
     fn idle(&self, now: Instant) -> Vec<SessionId> {
+        self.quiet_for(self.limits.idle_timeout, now, |_| true)
+    }
+
+    /// The sessions awake and quiet long enough to be put to sleep.
+    fn drowsy(&self, now: Instant) -> Vec<SessionId> {
+        let Some(after) = self.limits.hibernate_after else {
+            return Vec::new();
+        };
+        self.quiet_for(after, now, |a| matches!(a.state, Residence::Awake))
+    }
+
+    /// The sessions with no stream open that have heard nothing from their
+    /// client for `quiet`, and are `also`.
+    fn quiet_for(
+        &self,
+        quiet: Duration,
+        now: Instant,
+        also: impl Fn(&Activity) -> bool,
+    ) -> Vec<SessionId> {
         self.activity()
             .iter()
-            .filter(|(_, a)| {
-                a.open_streams == 0 && now.duration_since(a.last) >= self.limits.idle_timeout
-            })
+            .filter(|(_, a)| a.open_streams == 0 && now.duration_since(a.last) >= quiet && also(a))
             .map(|(id, _)| id.clone())
             .collect()
     }
+
+    /// Put session `id` to sleep if it is still quiet: drop rmcp's worker
+    /// for it, keep its handshake.
+    async fn hibernate(&self, id: &SessionId, after: Duration) {
+        let handle = {
+            // Under rmcp's lock on its sessions: a request that found this
+            // session awake (`has_session`) marked it heard before it looked,
+            // so it is either not quiet here or finds the session gone and
+            // wakes it once it is asleep.
+            let mut workers = self.inner.sessions.write().await;
+            let now = Instant::now();
+            {
+                let mut activity = self.activity();
+                let Some(a) = activity.get_mut(id) else {
+                    return;
+                };
+                let quiet = a.open_streams == 0 && now.duration_since(a.last) >= after;
+                if !quiet || !matches!(a.state, Residence::Awake) {
+                    return;
+                }
+                a.state = Residence::FallingAsleep(watch::Sender::new(false));
+            }
+            self.operations.session_fell_asleep();
+            workers.remove(id)
+        };
+        tracing::debug!(session = %id, "MCP session quiet: put to sleep");
+        match handle {
+            // rmcp calls `close_session` once the worker has ended (or has
+            // already, if it ended on its own and `close` fails).
+            Some(handle) => {
+                let _ = handle.close().await;
+            }
+            // No worker, so no word from rmcp to wait for.
+            None => {
+                self.worker_ended(id);
+            }
+        }
+    }
+
+    /// rmcp's worker for session `id` has ended. `false` if the session was
+    /// falling asleep: it lives on, asleep; `true` if it is to be closed.
+    fn worker_ended(&self, id: &SessionId) -> bool {
+        let mut activity = self.activity();
+        let Some(a) = activity.get_mut(id) else {
+            return true;
+        };
+        match std::mem::replace(&mut a.state, Residence::Asleep) {
+            Residence::FallingAsleep(asleep) => {
+                asleep.send_replace(true);
+                false
+            }
+            state => {
+                a.state = state;
+                true
+            }
+        }
+    }
+
+    /// Session `id` is being woken: wait for its old worker to be gone.
+    async fn wait_until_asleep(&self, id: &SessionId) -> Result<(), Error> {
+        let mut falling = match self.activity().get(id).map(|a| &a.state) {
+            Some(Residence::FallingAsleep(asleep)) => asleep.subscribe(),
+            _ => return Ok(()),
+        };
+        match tokio::time::timeout(FALLING_ASLEEP, falling.wait_for(|asleep| *asleep)).await {
+            // Ended, or the session was closed meanwhile (the sender went).
+            Ok(_) => Ok(()),
+            Err(_) => Err(LocalSessionManagerError::SessionError(SessionError::Io(
+                std::io::Error::other(format!(
+                    "session {id} was being put to sleep and its worker did not end within {FALLING_ASLEEP:?}"
+                )),
+            ))),
+        }
+    }
+
+    /// Session `id`, asleep or not, is served by a new worker of rmcp's.
+    fn woken(&self, id: &SessionId) {
+        let was_asleep = self
+            .activity()
+            .get(id)
+            .is_some_and(|a| !matches!(a.state, Residence::Awake));
+        self.opened(id);
+        if was_asleep {
+            tracing::debug!(session = %id, "MCP session woken by its client");
+            self.operations.session_woke();
+        } else {
+            tracing::debug!(session = %id, "MCP session restored from the session store");
+        }
+    }
 }
 
-/// Close the idle sessions.
+/// Close the idle sessions, put the quiet ones to sleep.
 async fn sweep(sessions: Arc<Sessions>) {
-    for id in sessions.idle(Instant::now()) {
+    let now = Instant::now();
+    for id in sessions.idle(now) {
         tracing::debug!(session = %id, "MCP session idle for the timeout: closed");
         if sessions.close_session(&id).await.is_ok() {
             sessions.operations.session_expired();
+        }
+    }
+    if let Some(after) = sessions.limits.hibernate_after {
+        for id in sessions.drowsy(now) {
+            sessions.hibernate(&id, after).await;
         }
     }
 }
@@ -292,10 +443,18 @@ impl SessionManager for CountedSessions {
     }
 
     async fn has_session(&self, id: &SessionId) -> Result<bool, Error> {
+        // Heard before looking: see `Sessions::hibernate`.
+        self.0.touch(id);
         self.0.inner.has_session(id).await
     }
 
     async fn close_session(&self, id: &SessionId) -> Result<(), Error> {
+        // rmcp calls this when a DELETE ends the session, and when a
+        // session's worker has ended, which for one put to sleep is not the
+        // end of the session.
+        if !self.0.worker_ended(id) {
+            return Ok(());
+        }
         self.0.close_session(id).await
     }
 
@@ -335,11 +494,12 @@ impl SessionManager for CountedSessions {
     }
 
     async fn restore_session(&self, id: SessionId) -> Result<RestoreOutcome<Transport>, Error> {
-        // Asked with a session store, for a session opened on another replica.
+        // Asked for a session put to sleep here, or opened on another
+        // replica; rmcp then replays its handshake to the new worker.
+        self.0.wait_until_asleep(&id).await?;
         let outcome = self.0.inner.restore_session(id.clone()).await?;
         if matches!(outcome, RestoreOutcome::Restored(_)) {
-            tracing::debug!(session = %id, "MCP session restored from the session store");
-            self.0.opened(&id);
+            self.0.woken(&id);
         }
         Ok(outcome)
     }
@@ -352,11 +512,16 @@ impl SessionManager for CountedSessions {
 impl Sessions {
     async fn close_session(&self, id: &SessionId) -> Result<(), Error> {
         let result = self.inner.close_session(id).await;
-        let count = {
+        let (count, was_asleep) = {
             let mut activity = self.activity();
-            activity.remove(id);
-            activity.len()
+            let removed = activity.remove(id);
+            let was_asleep = removed.is_some_and(|a| !matches!(a.state, Residence::Awake));
+            (activity.len(), was_asleep)
         };
+        self.handshakes.forget(id);
+        if was_asleep {
+            self.operations.asleep_session_closed();
+        }
         self.publish_count(count);
         result
     }
@@ -365,12 +530,14 @@ impl Sessions {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rmcp::transport::streamable_http_server::session::{SessionState, SessionStore};
 
     #[tokio::test]
     async fn a_session_is_idle_only_without_word_or_open_stream() {
         let limits = SessionLimits {
             max_sessions: 2,
             idle_timeout: Duration::from_secs(60),
+            hibernate_after: Some(Duration::from_secs(10)),
         };
         let shutdown = CancellationToken::new();
         let sessions = Sessions::new(limits, Operations::new(), shutdown.clone(), None);
@@ -380,6 +547,12 @@ mod tests {
         assert_eq!(sessions.count(), 2);
         assert!(sessions.admit().is_none(), "the cap is reached");
         let stream = sessions.track(&listening, futures_util::stream::pending());
+        let later = Instant::now() + Duration::from_secs(11);
+        assert_eq!(
+            sessions.drowsy(later),
+            vec![quiet.clone()],
+            "a stream keeps it awake"
+        );
         let later = Instant::now() + Duration::from_secs(61);
         assert_eq!(sessions.idle(later), vec![quiet.clone()]);
         // The stream ends: its session is idle a timeout after that.
@@ -394,6 +567,83 @@ mod tests {
         sessions.close_all().await;
         assert_eq!(sessions.count(), 0);
         assert!(sessions.admit().is_some(), "room again");
+        shutdown.cancel();
+    }
+
+    fn hibernating(
+        hibernate_after: Duration,
+    ) -> (Arc<Sessions>, CountedSessions, CancellationToken) {
+        let limits = SessionLimits {
+            max_sessions: 10,
+            idle_timeout: Duration::from_secs(3600),
+            hibernate_after: Some(hibernate_after),
+        };
+        let shutdown = CancellationToken::new();
+        // The first sweep comes after 2.5 s: the tests, done long before,
+        // call `hibernate` themselves.
+        let sessions = Sessions::new(limits, Operations::new(), shutdown.clone(), None);
+        let manager = CountedSessions(Arc::clone(&sessions));
+        (sessions, manager, shutdown)
+    }
+
+    /// Make session `id` look quiet for `quiet` already.
+    fn quiet(sessions: &Sessions, id: &SessionId, quiet: Duration) {
+        let mut activity = sessions.activity();
+        let a = activity.get_mut(id).unwrap();
+        a.last = Instant::now().checked_sub(quiet).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_session_a_request_just_found_is_not_put_to_sleep() {
+        let after = Duration::from_secs(10);
+        let (sessions, manager, shutdown) = hibernating(after);
+        let (id, _transport) = manager.create_session().await.unwrap();
+        quiet(&sessions, &id, Duration::from_secs(11));
+        // rmcp found the session for a request, which is on its way in.
+        assert!(manager.has_session(&id).await.unwrap());
+        sessions.hibernate(&id, after).await;
+        assert!(manager.has_session(&id).await.unwrap(), "still awake");
+        assert_eq!(sessions.operations.sessions_asleep(), 0);
+        // Without a request, it falls asleep.
+        quiet(&sessions, &id, Duration::from_secs(11));
+        sessions.hibernate(&id, after).await;
+        assert!(!manager.has_session(&id).await.unwrap(), "asleep");
+        assert_eq!(sessions.operations.sessions_asleep(), 1);
+        shutdown.cancel();
+    }
+
+    #[tokio::test]
+    async fn the_end_of_a_sleeping_sessions_worker_does_not_close_it() {
+        let after = Duration::from_secs(10);
+        let (sessions, manager, shutdown) = hibernating(after);
+        let (id, _transport) = manager.create_session().await.unwrap();
+        let state: SessionState = serde_json::from_value(serde_json::json!({
+            "initialize_params": {
+                "protocolVersion": "2025-11-25",
+                "capabilities": {},
+                "clientInfo": {"name": "test", "version": "1"}
+            }
+        }))
+        .unwrap();
+        sessions.handshakes.store(&id, &state).await.unwrap();
+        quiet(&sessions, &id, Duration::from_secs(11));
+        sessions.hibernate(&id, after).await;
+        // rmcp says the worker has ended, as it does for every worker.
+        manager.close_session(&id).await.unwrap();
+        assert_eq!(sessions.count(), 1, "asleep, not closed");
+        assert!(sessions.handshakes.load(&id).await.unwrap().is_some());
+        // A request wakes it.
+        let woken = manager.restore_session(id.clone()).await.unwrap();
+        assert!(matches!(woken, RestoreOutcome::Restored(_)));
+        let operations = &sessions.operations;
+        assert_eq!(
+            (operations.sessions_asleep(), operations.sessions_woken()),
+            (0, 1)
+        );
+        // A DELETE, or the end of an awake session's worker, closes it.
+        manager.close_session(&id).await.unwrap();
+        assert_eq!(sessions.count(), 0);
+        assert!(sessions.handshakes.load(&id).await.unwrap().is_none());
         shutdown.cancel();
     }
 }

@@ -213,6 +213,18 @@ impl Collector for LiveState {
             "MCP sessions closed after --session-idle-timeout without a word from their client.",
             operations.sessions_expired(),
         )?;
+        gauge(
+            &mut encoder,
+            "wasimancer_sessions_asleep",
+            "MCP sessions asleep: quiet for --session-hibernate-after, kept as their handshake only (counted in wasimancer_sessions).",
+            operations.sessions_asleep(),
+        )?;
+        counter(
+            &mut encoder,
+            "wasimancer_sessions_woken",
+            "MCP sessions woken from sleep by a request of their client.",
+            operations.sessions_woken(),
+        )?;
         let refused = ConstCounter::new(0u64);
         let mut family = encoder.encode_descriptor(
             "wasimancer_requests_refused",

@@ -1,6 +1,8 @@
 //! The MCP protocol on the wire: each supported version, sessions, ping, and
 //! the session-less requests WASImancer's scripts send.
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 
 use crate::common::*;
@@ -171,13 +173,22 @@ async fn wasimancer_scripts_work_without_initialize() {
     );
 }
 
-/// A server whose sessions close after 500 ms without a request, and a
-/// session on it that its client initialized and then abandoned.
-async fn an_abandoned_session() -> (TestServer, String) {
+/// A server whose sessions close after 500 ms without a request (and fall
+/// asleep after `hibernate_after`), and a session on it that its client
+/// initialized and then abandoned.
+async fn an_abandoned_session(hibernate_after: Option<Duration>) -> (TestServer, String) {
     let server = TestServer::start_with(HELLO, |s| {
-        s.http.sessions.idle_timeout = std::time::Duration::from_millis(500);
+        s.http.sessions.idle_timeout = Duration::from_millis(500);
+        s.http.sessions.hibernate_after = hibernate_after;
     })
     .await;
+    let session = open_session(&server).await;
+    (server, session)
+}
+
+/// A session opened the way a script does it over plain HTTP (no stream
+/// held open): `initialize`, then `notifications/initialized`.
+async fn open_session(server: &TestServer) -> String {
     let bearer = format!("Bearer {TOKEN}");
     let response = post_mcp(
         &server.url,
@@ -187,34 +198,167 @@ async fn an_abandoned_session() -> (TestServer, String) {
     .await;
     let session = header(&response, "mcp-session-id");
     let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string();
-    assert_eq!(ping_in(&server, &session, initialized).await, 202);
-    (server, session)
+    assert_eq!(ping_in(server, &session, initialized).await, 202);
+    session
 }
 
 /// POST `body` in `session`; the status.
 async fn ping_in(server: &TestServer, session: &str, body: String) -> u16 {
+    post_in(server, session, body).await.status().as_u16()
+}
+
+/// POST `body` in `session`.
+async fn post_in(server: &TestServer, session: &str, body: String) -> reqwest::Response {
     let bearer = format!("Bearer {TOKEN}");
     let headers = [
         ("authorization", bearer.as_str()),
         ("mcp-session-id", session),
         ("mcp-protocol-version", "2025-11-25"),
     ];
-    post_mcp(&server.url, body, &headers)
+    post_mcp(&server.url, body, &headers).await
+}
+
+/// Call `say_hello` for `name` in `session`: the greeting, or a description
+/// of what came back instead.
+async fn hello_in(
+    server: &TestServer,
+    session: &str,
+    id: u64,
+    name: &str,
+) -> Result<String, String> {
+    let body = rpc(
+        id,
+        "tools/call",
+        json!({"name": "say_hello", "arguments": {"name": name}}),
+    );
+    let response = post_in(server, session, body).await;
+    let status = response.status();
+    if status != 200 {
+        let text = response.text().await.unwrap_or_default();
+        return Err(format!("status {status}: {text}"));
+    }
+    let answer = messages(response).await;
+    answer
+        .last()
+        .and_then(|message| message["result"]["content"][0]["text"].as_str())
+        .map(str::to_string)
+        .ok_or_else(|| format!("no greeting in {answer:?}"))
+}
+
+/// Wait until `count` sessions of `server` are asleep.
+async fn until_asleep(server: &TestServer, count: u64) {
+    let operations = &server.server.operations;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while operations.sessions_asleep() != count {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{count} sessions never were asleep (now {})",
+            operations.sessions_asleep()
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_quiet_session_falls_asleep_and_its_next_call_wakes_it() {
+    let server = TestServer::start_with(HELLO, |s| {
+        s.http.sessions.hibernate_after = Some(Duration::from_millis(50));
+    })
+    .await;
+    let operations = &server.server.operations;
+    let session = open_session(&server).await;
+    until_asleep(&server, 1).await;
+    assert_eq!(operations.sessions(), 1, "asleep, still open");
+
+    let mut events = server.events();
+    assert_eq!(
+        hello_in(&server, &session, 2, "Bob Morane").await,
+        Ok("Hello, Bob Morane!".to_string())
+    );
+    assert_eq!(operations.sessions_woken(), 1);
+    // Woken with its handshake: the call is still its client's.
+    let record = call_events(&mut events, 1).await.remove(0);
+    assert_eq!(
+        record.source,
+        wasimancer::events::CallSource::Mcp {
+            client: Some("raw-http".into()),
+            session: Some(session.as_str().into())
+        }
+    );
+
+    // Asleep again, a DELETE ends it for good.
+    until_asleep(&server, 1).await;
+    let bearer = format!("Bearer {TOKEN}");
+    let deleted = reqwest::Client::new()
+        .delete(&server.url)
+        .header("authorization", &bearer)
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-11-25")
+        .send()
         .await
-        .status()
-        .as_u16()
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+    assert_eq!(
+        ping_in(&server, &session, rpc(3, "ping", json!({}))).await,
+        404
+    );
+    assert_eq!(
+        (operations.sessions(), operations.sessions_asleep()),
+        (0, 0)
+    );
+}
+
+/// Requests that come as their session falls asleep, several at once, are
+/// answered like any other: the session wakes once, for all of them.
+#[tokio::test]
+async fn calls_racing_their_session_falling_asleep_are_all_answered() {
+    let server = TestServer::start_with(HELLO, |s| {
+        s.http.sessions.hibernate_after = Some(Duration::from_millis(1));
+    })
+    .await;
+    let operations = &server.server.operations;
+    let session = open_session(&server).await;
+    let mut id = 1;
+    for round in 0..400u64 {
+        if operations.sessions_woken() >= 20 {
+            break;
+        }
+        let calls = (0..4).map(|_| {
+            id += 1;
+            hello_in(&server, &session, id, "Bob")
+        });
+        for answer in futures_util::future::join_all(calls).await {
+            assert_eq!(answer, Ok("Hello, Bob!".to_string()), "round {round}");
+        }
+        // Quiet for 0 to 15 ms: the sweep (every 10 ms) puts the session to
+        // sleep now before, now during the next calls.
+        tokio::time::sleep(Duration::from_millis(round % 16)).await;
+    }
+    assert!(
+        operations.sessions_woken() >= 20,
+        "the session fell asleep between calls {} times only",
+        operations.sessions_woken()
+    );
+    assert_eq!(operations.sessions(), 1);
 }
 
 #[tokio::test]
 async fn an_abandoned_session_is_closed_after_the_idle_timeout() {
-    let (server, session) = an_abandoned_session().await;
+    // Asleep by then: closing it forgets its handshake, or it would wake.
+    let (server, session) = an_abandoned_session(Some(Duration::from_millis(100))).await;
+    until_asleep(&server, 1).await;
     // Time passing is what is tested here: nothing to wait for but the timeout.
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     let ping = rpc(2, "ping", json!({}));
     assert_eq!(
         ping_in(&server, &session, ping).await,
         404,
         "the idle session is gone"
+    );
+    let operations = &server.server.operations;
+    assert_eq!(
+        (operations.sessions(), operations.sessions_asleep()),
+        (0, 0)
     );
 }
 
@@ -223,7 +367,7 @@ async fn an_abandoned_session_is_closed_after_the_idle_timeout() {
 /// not leave its session (and everything it holds) behind for good.
 #[tokio::test]
 async fn an_abandoned_session_is_closed_even_while_tools_keep_changing() {
-    let (server, session) = an_abandoned_session().await;
+    let (server, session) = an_abandoned_session(None).await;
     // Tools change every 100 ms for 2 s: each change notifies the session.
     for _ in 0..20 {
         server
@@ -232,7 +376,7 @@ async fn an_abandoned_session_is_closed_even_while_tools_keep_changing() {
             .reload_plugin("hello", "test")
             .await
             .unwrap();
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let ping = rpc(2, "ping", json!({}));
     assert_eq!(
