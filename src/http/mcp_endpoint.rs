@@ -19,6 +19,7 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use super::plain_answers::plain_when_alone;
 use super::sessions::{CountedSessions, Sessions};
 use super::{HttpOptions, hold_until_sent};
 use crate::cluster::Redis;
@@ -133,7 +134,10 @@ pub async fn handle(State(endpoint): State<McpEndpoint>, request: Request) -> Re
         return into_axum(sessions.handle(request).await);
     }
     if request.headers().contains_key("mcp-session-id") {
-        return answer_post(&endpoint, request, |request| sessions.handle(request)).await;
+        return answer_post(&endpoint, request, |request| async {
+            plain_when_alone(into_axum(sessions.handle(request).await)).await
+        })
+        .await;
     }
     // Peek at the body to tell `initialize` (which opens a session) from a
     // one-off request.

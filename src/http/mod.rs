@@ -7,6 +7,7 @@ mod attach;
 pub mod guard;
 mod handshakes;
 mod mcp_endpoint;
+mod plain_answers;
 pub mod rate_limit;
 pub mod sessions;
 

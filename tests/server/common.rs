@@ -280,6 +280,37 @@ pub async fn post_mcp(url: &str, body: String, headers: &[(&str, &str)]) -> reqw
     request.send().await.expect("request sent")
 }
 
+/// A session opened the way a script does it over plain HTTP (no stream
+/// held open): `initialize`, then `notifications/initialized`; its id.
+pub async fn open_session(server: &TestServer) -> String {
+    let bearer = format!("Bearer {TOKEN}");
+    let initialize = rpc(
+        1,
+        "initialize",
+        json!({
+            "protocolVersion": "2025-11-25",
+            "capabilities": {},
+            "clientInfo": {"name": "raw-http", "version": "1.0"}
+        }),
+    );
+    let response = post_mcp(&server.url, initialize, &[("authorization", &bearer)]).await;
+    let session = header(&response, "mcp-session-id");
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string();
+    assert_eq!(post_in(server, &session, initialized).await.status(), 202);
+    session
+}
+
+/// POST `body` in `session`.
+pub async fn post_in(server: &TestServer, session: &str, body: String) -> reqwest::Response {
+    let bearer = format!("Bearer {TOKEN}");
+    let headers = [
+        ("authorization", bearer.as_str()),
+        ("mcp-session-id", session),
+        ("mcp-protocol-version", "2025-11-25"),
+    ];
+    post_mcp(&server.url, body, &headers).await
+}
+
 /// The JSON messages in an SSE (or plain JSON) response body.
 pub async fn messages(response: reqwest::Response) -> Vec<Value> {
     let body = response.text().await.expect("body");

@@ -186,36 +186,9 @@ async fn an_abandoned_session(hibernate_after: Option<Duration>) -> (TestServer,
     (server, session)
 }
 
-/// A session opened the way a script does it over plain HTTP (no stream
-/// held open): `initialize`, then `notifications/initialized`.
-async fn open_session(server: &TestServer) -> String {
-    let bearer = format!("Bearer {TOKEN}");
-    let response = post_mcp(
-        &server.url,
-        initialize("2025-11-25"),
-        &[("authorization", &bearer)],
-    )
-    .await;
-    let session = header(&response, "mcp-session-id");
-    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string();
-    assert_eq!(ping_in(server, &session, initialized).await, 202);
-    session
-}
-
 /// POST `body` in `session`; the status.
 async fn ping_in(server: &TestServer, session: &str, body: String) -> u16 {
     post_in(server, session, body).await.status().as_u16()
-}
-
-/// POST `body` in `session`.
-async fn post_in(server: &TestServer, session: &str, body: String) -> reqwest::Response {
-    let bearer = format!("Bearer {TOKEN}");
-    let headers = [
-        ("authorization", bearer.as_str()),
-        ("mcp-session-id", session),
-        ("mcp-protocol-version", "2025-11-25"),
-    ];
-    post_mcp(&server.url, body, &headers).await
 }
 
 /// Call `say_hello` for `name` in `session`: the greeting, or a description

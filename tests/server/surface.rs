@@ -381,6 +381,25 @@ impl ClientHandler for ProgressListener {
 async fn a_stateless_server_answers_json_and_streams_only_when_progress_comes_first() {
     let (server, _plugins) = serve_with(|settings| settings.http.stateless = true).await;
     let bearer = format!("Bearer {TOKEN}");
+    let headers = [("authorization", bearer.as_str())];
+    answers_json_unless_progress_comes_first(|body| post_mcp(&server.url, body, &headers)).await;
+}
+
+#[tokio::test]
+async fn a_call_in_a_session_is_answered_json_and_streamed_only_when_progress_comes_first() {
+    let (server, _plugins) = serve().await;
+    let session = open_session(&server).await;
+    answers_json_unless_progress_comes_first(|body| post_in(&server, &session, body)).await;
+}
+
+/// A call of `progress` sent by `post` is answered as plain JSON, unless
+/// the client asked for progress: then as an SSE stream, the reports before
+/// the result.
+async fn answers_json_unless_progress_comes_first<F, Fut>(post: F)
+where
+    F: Fn(String) -> Fut,
+    Fut: Future<Output = reqwest::Response>,
+{
     let call = |meta: Value| {
         rpc(
             1,
@@ -388,7 +407,7 @@ async fn a_stateless_server_answers_json_and_streams_only_when_progress_comes_fi
             json!({"name": "progress", "arguments": {"steps": 2}, "_meta": meta}),
         )
     };
-    let plain = post_mcp(&server.url, call(json!({})), &[("authorization", &bearer)]).await;
+    let plain = post(call(json!({}))).await;
     let content_type = header(&plain, "content-type");
     assert!(
         content_type.starts_with("application/json"),
@@ -404,12 +423,7 @@ async fn a_stateless_server_answers_json_and_streams_only_when_progress_comes_fi
         "{answer}"
     );
 
-    let watched = post_mcp(
-        &server.url,
-        call(json!({"progressToken": "p1"})),
-        &[("authorization", &bearer)],
-    )
-    .await;
+    let watched = post(call(json!({"progressToken": "p1"}))).await;
     let content_type = header(&watched, "content-type");
     assert!(
         content_type.starts_with("text/event-stream"),
