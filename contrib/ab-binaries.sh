@@ -8,18 +8,21 @@
 #
 # Defaults: 4 s, 3 rounds, "1 16". Build B from the commit before, e.g.
 # `git stash; cargo build --release; cp target/release/wasimancer /tmp/before`.
+# A_ARGS and B_ARGS add options to each side's `serve` (both may be the
+# same binary): A_ARGS="--stateless --instances 1" B_ARGS=--stateless.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 a=$1 b=$2 seconds=${3:-4} rounds=${4:-3} connections=${5:-"1 16"}
 bench=../shared/bench
 unset RUST_BACKTRACE
 start() {
+  # shellcheck disable=SC2086 # the extra options are words
   "$1" serve --headless --port "$2" --auth-token ab-token \
-    --admin-token NO_AUTHENTICATION --no-control-socket >/dev/null 2>&1 &
+    --admin-token NO_AUTHENTICATION --no-control-socket $3 >/dev/null 2>&1 &
   echo $!
 }
-pid_a=$(start "$a" 38701)
-pid_b=$(start "$b" 38702)
+pid_a=$(start "$a" 38701 "${A_ARGS:-}")
+pid_b=$(start "$b" 38702 "${B_ARGS:-}")
 trap 'kill $pid_a $pid_b 2>/dev/null' EXIT
 for port in 38701 38702; do
   until curl -sf "http://127.0.0.1:$port/ready" >/dev/null; do sleep 0.1; done

@@ -2,11 +2,18 @@
 //!
 //! `extism::Plugin::call` takes `&mut self`, so an instance serves one call at
 //! a time; the pool holds `instances` of them so that calls run in parallel.
-//! The idle instances wait in a channel, which is the only record of what is
+//! The idle instances wait in a list, which is the only record of what is
 //! free: a call takes one, waiting at most the queue timeout before it is
 //! refused as busy, so the queue never grows without bound. Plugin code runs
 //! on a blocking thread, and that thread puts the instance back, so a caller
 //! that goes away (a client that disconnects) never loses an instance.
+//!
+//! A call takes a free instance even when others wait for one (they are
+//! woken one by one as instances come back, and try again): first come,
+//! first served would hand each freed instance to a waiting task, idle until
+//! that task is scheduled, and under load every new call would queue behind
+//! those hand-overs for good. A waiter can be overtaken, for at most the
+//! queue timeout.
 //!
 //! Except for functions known to be short: the hop to a blocking thread and
 //! back costs two thread switches, more than a call of a few microseconds
@@ -26,7 +33,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use extism::{CompiledPlugin, Plugin};
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::Notify;
 
 use super::failure::{CallFailure, FailureKind};
 use super::host::{CallControl, CallSignal, CancelOnDrop, Cancelling, SlotSink};
@@ -262,12 +269,11 @@ pub(crate) struct InstancePool {
 }
 
 struct PoolInner {
-    /// Where idle instances wait. The channel holds room for every instance,
-    /// so putting one back never waits or fails while the pool exists.
-    give_back: mpsc::Sender<Slot>,
-    /// Callers wait for the receiver in turn (the mutex is fair), then for
-    /// an instance.
-    idle: Mutex<mpsc::Receiver<Slot>>,
+    /// The idle instances; the last one put back is taken first (its memory
+    /// is the most likely to be in a cache).
+    idle: std::sync::Mutex<Vec<Slot>>,
+    /// Wakes one waiting caller each time an instance is put back.
+    freed: Notify,
     running: AtomicU32,
     limits: Limits,
     queue_timeout: Duration,
@@ -275,10 +281,36 @@ struct PoolInner {
 }
 
 impl PoolInner {
-    /// An idle instance, when one is free and no caller waits for one
-    /// already (a waiter holds the receiver, and comes first).
+    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<Slot>> {
+        // Every change to the list is a single push or pop.
+        self.idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// An idle instance, if one is free.
     fn take_idle(&self) -> Option<Slot> {
-        self.idle.try_lock().ok()?.try_recv().ok()
+        self.idle().pop()
+    }
+
+    /// The next instance that is free, however long that takes.
+    async fn wait_for_idle(&self) -> Slot {
+        loop {
+            // Registered before looking, so that an instance put back in
+            // between wakes this caller.
+            let freed = self.freed.notified();
+            let mut freed = std::pin::pin!(freed);
+            freed.as_mut().enable();
+            if let Some(slot) = self.take_idle() {
+                return slot;
+            }
+            freed.await;
+        }
+    }
+
+    fn give_back(&self, slot: Slot) {
+        self.idle().push(slot);
+        self.freed.notify_one();
     }
 }
 
@@ -293,15 +325,10 @@ impl InstancePool {
         inline_budget: Duration,
     ) -> Self {
         let size = slots.len();
-        let (give_back, idle) = mpsc::channel(size.max(1));
-        for slot in slots {
-            // Room for every slot: the channel was made for them.
-            let _ = give_back.try_send(slot);
-        }
         Self {
             inner: Arc::new(PoolInner {
-                give_back,
-                idle: Mutex::new(idle),
+                idle: std::sync::Mutex::new(slots),
+                freed: Notify::new(),
                 running: AtomicU32::new(0),
                 limits,
                 queue_timeout,
@@ -317,8 +344,7 @@ impl InstancePool {
 
     /// How many instances are out of the pool: running a call, or about to.
     pub fn busy(&self) -> usize {
-        // The channel's free room is exactly the instances not in it.
-        self.inner.give_back.capacity()
+        self.size - self.inner.idle().len()
     }
 
     /// Run `function` with `input` on a free instance, with the caller's
@@ -334,11 +360,10 @@ impl InstancePool {
         let asked = Instant::now();
         let taken = match inner.take_idle() {
             // Most calls find an instance free: no timer to set and clear.
-            Some(slot) => Ok(Some(slot)),
+            Some(slot) => Ok(slot),
             None => {
-                let take = async { inner.idle.lock().await.recv().await };
                 tokio::select! {
-                    taken = tokio::time::timeout(inner.queue_timeout, take) => taken,
+                    taken = tokio::time::timeout(inner.queue_timeout, inner.wait_for_idle()) => taken,
                     _ = cancel.cancelled() => {
                         return PoolOutput {
                             output: Err(cancelled(&function)),
@@ -352,8 +377,8 @@ impl InstancePool {
         };
         let waited = asked.elapsed();
         let mut slot = match taken {
-            Ok(Some(slot)) => slot,
-            _ => {
+            Ok(slot) => slot,
+            Err(_) => {
                 return PoolOutput {
                     output: Err(CallFailure::new(
                         FailureKind::Busy,
@@ -399,8 +424,7 @@ impl InstancePool {
                 signal.finish();
                 slot.sink.clear();
                 inner.running.fetch_sub(1, Ordering::SeqCst);
-                // Back in the channel, which has room for it.
-                let _ = inner.give_back.try_send(slot);
+                inner.give_back(slot);
                 PoolOutput {
                     output,
                     overlapping,
@@ -509,6 +533,41 @@ mod tests {
             max_output_bytes: 1 << 20,
         });
         (Slot::new(compiled, sink).unwrap(), limits)
+    }
+
+    /// Many callers on few instances, inline and on blocking threads: each
+    /// is served, with no caller left waiting by a lost wake-up (the queue
+    /// timeout is far away), and every instance is back in the pool after.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn many_callers_share_two_instances_and_every_one_is_served() {
+        for inline_budget in [Duration::ZERO, Duration::from_secs(1)] {
+            let (first, limits) = faults_slot(Duration::from_secs(5));
+            let (second, _) = faults_slot(Duration::from_secs(5));
+            let pool = Arc::new(InstancePool::new(
+                vec![first, second],
+                (*limits).clone(),
+                Duration::from_secs(10),
+                ["echo"],
+                inline_budget,
+            ));
+            let calls = (0..256).map(|i| {
+                let pool = Arc::clone(&pool);
+                tokio::spawn(async move {
+                    let input = i.to_string().into_bytes();
+                    pool.call("echo".into(), input, CallControl::default())
+                        .await
+                })
+            });
+            for (i, call) in futures_util::future::join_all(calls)
+                .await
+                .into_iter()
+                .enumerate()
+            {
+                let output = call.unwrap().output.unwrap();
+                assert_eq!(output, i.to_string().into_bytes());
+            }
+            assert_eq!(pool.busy(), 0, "every instance is back");
+        }
     }
 
     /// The cancellers' bound: a call still running past its time limit has
