@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use wasimancer::server::Settings;
 
 use crate::common::*;
 
@@ -177,11 +178,22 @@ async fn wasimancer_scripts_work_without_initialize() {
 /// asleep after `hibernate_after`), and a session on it that its client
 /// initialized and then abandoned.
 async fn an_abandoned_session(hibernate_after: Option<Duration>) -> (TestServer, String) {
-    let server = TestServer::start_with(HELLO, |s| {
+    a_session_on(|s| {
         s.http.sessions.idle_timeout = Duration::from_millis(500);
         s.http.sessions.hibernate_after = hibernate_after;
     })
-    .await;
+    .await
+}
+
+/// A session on a server whose sessions fall asleep after `after`.
+async fn a_session_asleep_after(after: Duration) -> (TestServer, String) {
+    a_session_on(|s| s.http.sessions.hibernate_after = Some(after)).await
+}
+
+/// A server serving HELLO with its settings changed by `adjust`, and a
+/// session opened on it over plain HTTP.
+async fn a_session_on(adjust: impl FnOnce(&mut Settings)) -> (TestServer, String) {
+    let server = TestServer::start_with(HELLO, adjust).await;
     let session = open_session(&server).await;
     (server, session)
 }
@@ -234,12 +246,8 @@ async fn until_asleep(server: &TestServer, count: u64) {
 
 #[tokio::test]
 async fn a_quiet_session_falls_asleep_and_its_next_call_wakes_it() {
-    let server = TestServer::start_with(HELLO, |s| {
-        s.http.sessions.hibernate_after = Some(Duration::from_millis(50));
-    })
-    .await;
+    let (server, session) = a_session_asleep_after(Duration::from_millis(50)).await;
     let operations = &server.server.operations;
-    let session = open_session(&server).await;
     until_asleep(&server, 1).await;
     assert_eq!(operations.sessions(), 1, "asleep, still open");
 
@@ -285,12 +293,8 @@ async fn a_quiet_session_falls_asleep_and_its_next_call_wakes_it() {
 /// answered like any other: the session wakes once, for all of them.
 #[tokio::test]
 async fn calls_racing_their_session_falling_asleep_are_all_answered() {
-    let server = TestServer::start_with(HELLO, |s| {
-        s.http.sessions.hibernate_after = Some(Duration::from_millis(1));
-    })
-    .await;
+    let (server, session) = a_session_asleep_after(Duration::from_millis(1)).await;
     let operations = &server.server.operations;
-    let session = open_session(&server).await;
     let mut id = 1;
     for round in 0..400u64 {
         if operations.sessions_woken() >= 20 {
