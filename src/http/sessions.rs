@@ -89,6 +89,13 @@ struct Activity {
     state: Residence,
 }
 
+impl Activity {
+    /// No stream open, nothing heard from the client for `quiet`.
+    fn quiet_for(&self, quiet: Duration, now: Instant) -> bool {
+        self.open_streams == 0 && now.duration_since(self.last) >= quiet
+    }
+}
+
 /// Whether rmcp holds a worker for a session.
 enum Residence {
     Awake,
@@ -277,7 +284,7 @@ impl Sessions {
     ) -> Vec<SessionId> {
         self.activity()
             .iter()
-            .filter(|(_, a)| a.open_streams == 0 && now.duration_since(a.last) >= quiet && also(a))
+            .filter(|(_, a)| a.quiet_for(quiet, now) && also(a))
             .map(|(id, _)| id.clone())
             .collect()
     }
@@ -297,8 +304,7 @@ impl Sessions {
                 let Some(a) = activity.get_mut(id) else {
                     return;
                 };
-                let quiet = a.open_streams == 0 && now.duration_since(a.last) >= after;
-                if !quiet || !matches!(a.state, Residence::Awake) {
+                if !a.quiet_for(after, now) || !matches!(a.state, Residence::Awake) {
                     return;
                 }
                 a.state = Residence::FallingAsleep(watch::Sender::new(false));
