@@ -219,12 +219,13 @@ impl Sessions {
         }
     }
 
-    /// Session `id` is open here now (new, or restored from the store).
-    fn opened(&self, id: &SessionId) {
+    /// Session `id` is open here now (new, or restored from the store);
+    /// what was known of it before, if anything.
+    fn opened(&self, id: &SessionId) -> Option<Activity> {
         let now = Instant::now();
-        let count = {
+        let (before, count) = {
             let mut activity = self.activity();
-            activity.insert(
+            let before = activity.insert(
                 id.clone(),
                 Activity {
                     last: now,
@@ -233,9 +234,10 @@ impl Sessions {
                     state: Residence::Awake,
                 },
             );
-            activity.len()
+            (before, activity.len())
         };
         self.publish_count(count);
+        before
     }
 
     /// `stream`, counted as open for `id` until it ends or is dropped.
@@ -291,7 +293,10 @@ impl Sessions {
 
     /// Put session `id` to sleep if it is still quiet: drop rmcp's worker
     /// for it, keep its handshake.
-    async fn hibernate(&self, id: &SessionId, after: Duration) {
+    async fn hibernate(&self, id: &SessionId) {
+        let Some(after) = self.limits.hibernate_after else {
+            return;
+        };
         let handle = {
             // Under rmcp's lock on its sessions: a request that found this
             // session awake (`has_session`) marked it heard before it looked,
@@ -364,11 +369,11 @@ impl Sessions {
 
     /// Session `id`, asleep or not, is served by a new worker of rmcp's.
     fn woken(&self, id: &SessionId) {
+        // Looked up and replaced at once: a close in between would count
+        // the session out of the asleep ones twice.
         let was_asleep = self
-            .activity()
-            .get(id)
+            .opened(id)
             .is_some_and(|a| !matches!(a.state, Residence::Awake));
-        self.opened(id);
         if was_asleep {
             tracing::debug!(session = %id, "MCP session woken by its client");
             self.operations.session_woke();
@@ -387,10 +392,8 @@ async fn sweep(sessions: Arc<Sessions>) {
             sessions.operations.session_expired();
         }
     }
-    if let Some(after) = sessions.limits.hibernate_after {
-        for id in sessions.drowsy(now) {
-            sessions.hibernate(&id, after).await;
-        }
+    for id in sessions.drowsy(now) {
+        sessions.hibernate(&id).await;
     }
 }
 
@@ -607,12 +610,12 @@ mod tests {
         quiet(&sessions, &id, Duration::from_secs(11));
         // rmcp found the session for a request, which is on its way in.
         assert!(manager.has_session(&id).await.unwrap());
-        sessions.hibernate(&id, after).await;
+        sessions.hibernate(&id).await;
         assert!(manager.has_session(&id).await.unwrap(), "still awake");
         assert_eq!(sessions.operations.sessions_asleep(), 0);
         // Without a request, it falls asleep.
         quiet(&sessions, &id, Duration::from_secs(11));
-        sessions.hibernate(&id, after).await;
+        sessions.hibernate(&id).await;
         assert!(!manager.has_session(&id).await.unwrap(), "asleep");
         assert_eq!(sessions.operations.sessions_asleep(), 1);
         shutdown.cancel();
@@ -633,7 +636,7 @@ mod tests {
         .unwrap();
         sessions.handshakes.store(&id, &state).await.unwrap();
         quiet(&sessions, &id, Duration::from_secs(11));
-        sessions.hibernate(&id, after).await;
+        sessions.hibernate(&id).await;
         // rmcp says the worker has ended, as it does for every worker.
         manager.close_session(&id).await.unwrap();
         assert_eq!(sessions.count(), 1, "asleep, not closed");
