@@ -238,9 +238,9 @@ pub struct ServeArgs {
     )]
     pub session_idle_timeout: Duration,
     /// An MCP session whose client has sent nothing and holds no stream open
-    /// for this long is put to sleep: it keeps its handshake only (under 1 KB
-    /// instead of about 70) until its next request wakes it, which the client
-    /// does not notice. `never` keeps every session awake.
+    /// for this long is put to sleep: it keeps its handshake only (about 6 KB
+    /// instead of 70) until its next request wakes it, which the client does
+    /// not notice. `never` keeps every session awake.
     #[arg(
         long,
         env = "WASIMANCER_SESSION_HIBERNATE_AFTER",
@@ -347,7 +347,6 @@ pub struct ServeArgs {
     pub no_color: bool,
 }
 
-/// A duration: seconds (`30`), or a number with `ms`, `s`, `m` or `h`.
 /// A duration, or `never`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OrNever(pub Option<Duration>);
@@ -361,6 +360,7 @@ fn parse_duration_or_never(text: &str) -> Result<OrNever, String> {
         .map_err(|error| format!("{error}, or never"))
 }
 
+/// A duration: seconds (`30`), or a number with `ms`, `s`, `m` or `h`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
@@ -506,6 +506,25 @@ mod tests {
         assert_eq!(cli.plugins.plugins_dir, PathBuf::from("plugins"));
         assert_eq!(cli.serve.port, 3001);
         assert!(cli.serve.host.is_loopback());
+    }
+
+    #[test]
+    fn sessions_sleep_after_ten_seconds_a_given_time_or_never() {
+        let sleep = |args: &[&str]| {
+            let args = std::iter::once("wasimancer").chain(args.iter().copied());
+            Cli::try_parse_resolved(args).map(|cli| cli.serve.session_hibernate_after)
+        };
+        assert_eq!(sleep(&[]).unwrap(), OrNever(Some(Duration::from_secs(10))));
+        assert_eq!(
+            sleep(&["--session-hibernate-after", "500ms"]).unwrap(),
+            OrNever(Some(Duration::from_millis(500)))
+        );
+        assert_eq!(
+            sleep(&["--session-hibernate-after", "never"]).unwrap(),
+            OrNever(None)
+        );
+        let wrong = sleep(&["--session-hibernate-after", "soon"]).unwrap_err();
+        assert!(wrong.to_string().contains("or never"), "{wrong}");
     }
 
     #[test]
