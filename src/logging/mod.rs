@@ -140,6 +140,7 @@ pub fn init(
     use tracing_subscriber::Layer as _;
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let most_detailed = filter.max_level_hint();
     let open = |path: &Path| {
         std::fs::OpenOptions::new()
             .create(true)
@@ -177,12 +178,39 @@ pub fn init(
                 .with_writer(writer)
         }))
         .init();
+    // The consoles' per-layer filter hides the level the subscriber wants,
+    // so the `log` bridge would pass every record of crates that use `log`
+    // (wasmtime traces each call) only for the filter to drop it.
+    log::set_max_level(log_level(most_detailed));
     Ok(LogGuard { _writer: guard })
+}
+
+/// The `log` crate's form of the most detailed level `filter` lets through
+/// (all of them when it cannot tell).
+fn log_level(most_detailed: Option<tracing_subscriber::filter::LevelFilter>) -> log::LevelFilter {
+    use tracing_subscriber::filter::LevelFilter;
+    match most_detailed {
+        Some(LevelFilter::OFF) => log::LevelFilter::Off,
+        Some(LevelFilter::ERROR) => log::LevelFilter::Error,
+        Some(LevelFilter::WARN) => log::LevelFilter::Warn,
+        Some(LevelFilter::INFO) => log::LevelFilter::Info,
+        Some(LevelFilter::DEBUG) => log::LevelFilter::Debug,
+        Some(LevelFilter::TRACE) | None => log::LevelFilter::Trace,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn crates_logging_with_log_are_filtered_at_the_level_rust_log_asks() {
+        let level = |filter: &str| log_level(EnvFilter::new(filter).max_level_hint());
+        assert_eq!(level("info"), log::LevelFilter::Info);
+        assert_eq!(level("warn,wasimancer=debug"), log::LevelFilter::Debug);
+        assert_eq!(level("off"), log::LevelFilter::Off);
+        assert_eq!(level("wasmtime=trace"), log::LevelFilter::Trace);
+    }
 
     #[test]
     fn readers_get_only_new_whole_lines() {
