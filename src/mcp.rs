@@ -30,7 +30,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::catalog::MessageRole;
 use crate::events::CallSource;
-use crate::registry::{Registry, ServedPrompt, ServedResource, Tool, ToolOutput};
+use crate::registry::{CallReply, Registry, ServedPrompt, ServedResource, Tool, ToolOutput};
 use crate::runtime::{CallControl, CallFailure, FailureKind, Progress};
 use crate::telemetry::{self, HttpSpan};
 use futures_util::future::Either;
@@ -245,6 +245,20 @@ fn call_result(output: ToolOutput) -> CallToolResult {
     result
 }
 
+/// A tool call's outcome as MCP answers it: an unknown tool is a protocol
+/// error; every other failure is a tool result the model can read and act on.
+pub(crate) fn tool_answer(
+    result: Result<CallReply, CallFailure>,
+) -> Result<CallToolResponse, ErrorData> {
+    match result {
+        Ok(reply) => Ok(call_result(reply.output).into()),
+        Err(failure) if failure.kind == FailureKind::UnknownTool => {
+            Err(ErrorData::invalid_params(failure.message, None))
+        }
+        Err(failure) => Ok(CallToolResult::error(vec![ContentBlock::text(failure.message)]).into()),
+    }
+}
+
 /// The client capabilities `tool` needs that the caller did not declare, as
 /// MCP's `requiredCapabilities` object (`{"sampling": {}}`), when some are missing.
 fn missing_capabilities(
@@ -417,17 +431,7 @@ impl ServerHandler for McpHandler {
             let failure = result.as_ref().err();
             telemetry::finish(span, failure.map(|f| (f.kind.code(), f.message.as_str())));
         }
-        match result {
-            Ok(reply) => Ok(call_result(reply.output).into()),
-            // An unknown tool is a protocol error; everything else is a tool
-            // result the model can read and act on.
-            Err(failure) if failure.kind == FailureKind::UnknownTool => {
-                Err(ErrorData::invalid_params(failure.message, None))
-            }
-            Err(failure) => {
-                Ok(CallToolResult::error(vec![ContentBlock::text(failure.message)]).into())
-            }
-        }
+        tool_answer(result)
     }
 
     async fn list_resources(

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
@@ -20,6 +21,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::plain_answers::plain_when_alone;
+use super::quick_calls::{self, Quick};
 use super::sessions::{CountedSessions, Sessions};
 use super::{HttpOptions, hold_until_sent};
 use crate::cluster::Redis;
@@ -39,6 +41,9 @@ pub struct McpEndpoint {
         Arc<Sessions>,
     )>,
     stateless: StreamableHttpService<McpHandler, NeverSessionManager>,
+    /// The registry whose plain calls a `--stateless` server answers itself
+    /// (see [`quick_calls`](super::quick_calls)).
+    quick_calls: Option<Registry>,
     max_request_bytes: usize,
     operations: Operations,
 }
@@ -57,6 +62,7 @@ impl McpEndpoint {
             .with_max_request_body_bytes(options.max_request_bytes)
             .with_sse_keep_alive(Some(Duration::from_secs(15)))
             .with_cancellation_token(shutdown.clone());
+        let quick_calls = options.stateless.then(|| registry.clone());
         let factory = move || Ok(McpHandler::new(registry.clone()));
         let sessions = (!options.stateless).then(|| {
             let store = options.session_store.as_ref().and_then(|url| {
@@ -95,8 +101,25 @@ impl McpEndpoint {
         Self {
             sessions,
             stateless,
+            quick_calls,
             max_request_bytes: options.max_request_bytes,
             operations,
+        }
+    }
+
+    /// A POST without a session: a plain call answered here when the server
+    /// is `--stateless`, anything else by rmcp.
+    async fn answer_stateless(&self, request: Request) -> Response {
+        let Some(registry) = &self.quick_calls else {
+            return into_axum(self.stateless.handle(request).await);
+        };
+        let (parts, body) = match read_body(request, self.max_request_bytes).await {
+            Ok(read) => read,
+            Err(response) => return response,
+        };
+        match quick_calls::answer(registry, parts, body).await {
+            Quick::Answered(response) => response,
+            Quick::ForRmcp(request) => into_axum(self.stateless.handle(request).await),
         }
     }
 
@@ -106,7 +129,7 @@ impl McpEndpoint {
     }
 }
 
-pub async fn handle(State(endpoint): State<McpEndpoint>, request: Request) -> Response {
+pub async fn handle(State(endpoint): State<Arc<McpEndpoint>>, request: Request) -> Response {
     let draining = endpoint.operations.is_draining();
     if draining && request.method() == Method::GET {
         endpoint.operations.was_refused_draining();
@@ -115,7 +138,7 @@ pub async fn handle(State(endpoint): State<McpEndpoint>, request: Request) -> Re
     let Some((sessions, counted)) = &endpoint.sessions else {
         if request.method() == Method::POST {
             return answer_post(&endpoint, request, |request| {
-                endpoint.stateless.handle(request)
+                endpoint.answer_stateless(request)
             })
             .await;
         }
@@ -232,21 +255,24 @@ pub(super) fn json_rpc_error(id: Option<Value>, message: &str) -> axum::Json<Val
 
 /// Read the whole body of `request` to look at it, and put it back.
 async fn peek(request: Request, limit: usize) -> Result<(Request, Peek), Response> {
-    let (parts, body) = request.into_parts();
-    let bytes = match axum::body::to_bytes(body, limit).await {
-        Ok(bytes) => bytes,
-        Err(_) => {
-            return Err((
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!(
-                    "Payload Too Large: requests to /mcp are limited to {limit} bytes (--max-request-bytes)"
-                ),
-            )
-                .into_response());
-        }
-    };
+    let (parts, bytes) = read_body(request, limit).await?;
     let peek = Peek::of(&bytes);
     Ok((Request::from_parts(parts, Body::from(bytes)), peek))
+}
+
+/// The whole body of `request`, up to `limit` bytes, beside its head.
+async fn read_body(request: Request, limit: usize) -> Result<(Parts, Bytes), Response> {
+    let (parts, body) = request.into_parts();
+    match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => Ok((parts, bytes)),
+        Err(_) => Err((
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "Payload Too Large: requests to /mcp are limited to {limit} bytes (--max-request-bytes)"
+            ),
+        )
+            .into_response()),
+    }
 }
 
 /// What a POST body says of itself, as far as routing and refusing go.

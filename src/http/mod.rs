@@ -8,6 +8,7 @@ pub mod guard;
 mod handshakes;
 mod mcp_endpoint;
 mod plain_answers;
+mod quick_calls;
 pub mod rate_limit;
 pub mod sessions;
 
@@ -166,7 +167,7 @@ pub fn router(
     );
     let mut mcp = Router::new().route(
         "/mcp",
-        axum::routing::any(mcp_endpoint::handle).with_state(endpoint.clone()),
+        axum::routing::any(mcp_endpoint::handle).with_state(Arc::new(endpoint.clone())),
     );
     if observed.tracing.is_on() {
         mcp = mcp.layer(axum::middleware::from_fn_with_state(

@@ -385,6 +385,43 @@ async fn a_stateless_server_answers_json_and_streams_only_when_progress_comes_fi
     answers_json_unless_progress_comes_first(|body| post_mcp(&server.url, body, &headers)).await;
 }
 
+/// A `--stateless` server answers a plain call on its quick path, and one
+/// with `_meta` through rmcp: both must read the same, whatever the call
+/// gives (a result, structured output, a tool error, refused arguments, an
+/// unknown tool, a tool that needs sampling).
+#[tokio::test]
+async fn a_stateless_server_answers_plain_calls_as_rmcp_does() {
+    let (server, _plugins) = serve_with(|settings| settings.http.stateless = true).await;
+    let bearer = format!("Bearer {TOKEN}");
+    let headers = [
+        ("authorization", bearer.as_str()),
+        ("mcp-protocol-version", "2025-06-18"),
+    ];
+    let calls = [
+        json!({"name": "echo_content", "arguments": {"text": "hi"}}),
+        json!({"name": "echo_json", "arguments": {"result": 4}}),
+        json!({"name": "echo_json", "arguments": {"result": "not a number"}}),
+        json!({"name": "book", "arguments": {"name": "Ada"}}),
+        json!({"name": "say hello", "arguments": {"name": "Ada"}}),
+        json!({"name": "no such tool"}),
+        json!({"name": "needs_sampling"}),
+    ];
+    for call in calls {
+        let mut through_rmcp = call.clone();
+        through_rmcp["_meta"] = json!({"note": "an unknown key sends the call through rmcp"});
+        let mut answers = Vec::new();
+        for params in [call.clone(), through_rmcp] {
+            let response = post_mcp(&server.url, rpc(9, "tools/call", params), &headers).await;
+            let status = response.status();
+            let content_type = header(&response, "content-type");
+            let body: Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+            answers.push((status, content_type, body));
+        }
+        assert_eq!(answers[0], answers[1], "{call}");
+        assert_eq!(answers[0].0, 200, "{call}");
+    }
+}
+
 #[tokio::test]
 async fn a_call_in_a_session_is_answered_json_and_streamed_only_when_progress_comes_first() {
     let (server, _plugins) = serve().await;
