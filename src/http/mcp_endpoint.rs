@@ -41,9 +41,10 @@ pub struct McpEndpoint {
         Arc<Sessions>,
     )>,
     stateless: StreamableHttpService<McpHandler, NeverSessionManager>,
-    /// The registry whose plain calls a `--stateless` server answers itself
-    /// (see [`quick_calls`](super::quick_calls)).
-    quick_calls: Option<Registry>,
+    /// The registry whose plain calls are answered without rmcp (see
+    /// [`quick_calls`](super::quick_calls)): in sessions, and without one on
+    /// a `--stateless` server.
+    registry: Registry,
     max_request_bytes: usize,
     operations: Operations,
 }
@@ -62,8 +63,8 @@ impl McpEndpoint {
             .with_max_request_body_bytes(options.max_request_bytes)
             .with_sse_keep_alive(Some(Duration::from_secs(15)))
             .with_cancellation_token(shutdown.clone());
-        let quick_calls = options.stateless.then(|| registry.clone());
-        let factory = move || Ok(McpHandler::new(registry.clone()));
+        let handlers = registry.clone();
+        let factory = move || Ok(McpHandler::new(handlers.clone()));
         let sessions = (!options.stateless).then(|| {
             let store = options.session_store.as_ref().and_then(|url| {
                 Redis::new(url)
@@ -101,25 +102,31 @@ impl McpEndpoint {
         Self {
             sessions,
             stateless,
-            quick_calls,
+            registry,
             max_request_bytes: options.max_request_bytes,
             operations,
         }
     }
 
-    /// A POST without a session: a plain call answered here when the server
-    /// is `--stateless`, anything else by rmcp.
-    async fn answer_stateless(&self, request: Request) -> Response {
-        let Some(registry) = &self.quick_calls else {
-            return into_axum(self.stateless.handle(request).await);
-        };
+    /// A POST: a plain call answered here (on a `--stateless` server, or in
+    /// a session when `sessions` are given), anything else by `rmcp`.
+    async fn answer_quick_or<F, Fut>(
+        &self,
+        request: Request,
+        sessions: Option<&Arc<Sessions>>,
+        rmcp: F,
+    ) -> Response
+    where
+        F: FnOnce(Request) -> Fut,
+        Fut: Future<Output = Response>,
+    {
         let (parts, body) = match read_body(request, self.max_request_bytes).await {
             Ok(read) => read,
             Err(response) => return response,
         };
-        match quick_calls::answer(registry, parts, body).await {
+        match quick_calls::answer(&self.registry, parts, body, sessions).await {
             Quick::Answered(response) => response,
-            Quick::ForRmcp(request) => into_axum(self.stateless.handle(request).await),
+            Quick::ForRmcp(request) => rmcp(request).await,
         }
     }
 
@@ -138,7 +145,9 @@ pub async fn handle(State(endpoint): State<Arc<McpEndpoint>>, request: Request) 
     let Some((sessions, counted)) = &endpoint.sessions else {
         if request.method() == Method::POST {
             return answer_post(&endpoint, request, |request| {
-                endpoint.answer_stateless(request)
+                endpoint.answer_quick_or(request, None, |request| async {
+                    into_axum(endpoint.stateless.handle(request).await)
+                })
             })
             .await;
         }
@@ -157,8 +166,10 @@ pub async fn handle(State(endpoint): State<Arc<McpEndpoint>>, request: Request) 
         return into_axum(sessions.handle(request).await);
     }
     if request.headers().contains_key("mcp-session-id") {
-        return answer_post(&endpoint, request, |request| async {
-            plain_when_alone(into_axum(sessions.handle(request).await)).await
+        return answer_post(&endpoint, request, |request| {
+            endpoint.answer_quick_or(request, Some(counted), |request| async {
+                plain_when_alone(into_axum(sessions.handle(request).await)).await
+            })
         })
         .await;
     }

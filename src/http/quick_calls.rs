@@ -1,17 +1,28 @@
-//! The quick path of a `--stateless` server: a plain `tools/call` answered
-//! on its connection's own task.
+//! The quick path: a plain `tools/call` answered on its connection's own
+//! task, in a session or, on a `--stateless` server, without one.
 //!
-//! rmcp serves every stateless request as an MCP service of one message: a
-//! new handler, a task spawned for it, channels both ways, a peer, a
-//! cancellation tree. At 64 connections that machinery made a call cost the
-//! server half as much again as it costs the floor (rmcp + extism alone; see
-//! README, "Performance"). Most requests need none of it: a `tools/call` of a
-//! tool the server has, without `_meta` (no progress token, no per-request
-//! protocol version), from a revision before 2026-07-28 (whose checks of
-//! `Mcp-*` headers and `_meta` do not apply), for a tool that asks nothing of
-//! the client. Those are answered here with rmcp's own message types, so the
-//! answer is the one rmcp would give; everything else goes to rmcp, which
-//! checks it and answers as before.
+//! rmcp serves a request in a session by handing it to the session's
+//! worker over channels, which spawns a task for it and sends the answer
+//! back as an SSE stream; a stateless request becomes an MCP service of one
+//! message (a new handler, a task, channels both ways, a peer, a
+//! cancellation tree). That machinery made a call cost the server half as
+//! much again as the call itself (see README, "Performance"), and most
+//! requests need none of it: a `tools/call` of a tool the server has,
+//! without `_meta` (no progress token, no per-request protocol version),
+//! from a revision before 2026-07-28 (whose checks of `Mcp-*` headers and
+//! `_meta` do not apply), for a tool that asks nothing of the client. Those
+//! are answered here with rmcp's own message types, so the answer is the
+//! one rmcp would give; everything else goes to rmcp, which checks it and
+//! answers as before.
+//!
+//! In a session, a call is answered here only once the session's handshake
+//! is done, and it stays the session's: it is logged with the client's
+//! name, keeps the session from being closed or put to sleep while it
+//! runs, and `notifications/cancelled` or the end of the session stop it
+//! (see [`Sessions::quick_call`]). A session put to sleep is not woken for
+//! it.
+
+use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::Request;
@@ -19,10 +30,11 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use rmcp::model::{
-    CallToolRequestParams, ClientJsonRpcMessage, ClientRequest, GetMeta, ProtocolVersion,
-    RequestId, ServerJsonRpcMessage, ServerResult,
+    CallToolRequestParams, ClientJsonRpcMessage, ClientNotification, ClientRequest, GetMeta,
+    ProtocolVersion, RequestId, ServerJsonRpcMessage, ServerResult,
 };
 
+use super::sessions::{QuickCall, Sessions};
 use crate::events::CallSource;
 use crate::mcp::tool_answer;
 use crate::registry::Registry;
@@ -37,30 +49,77 @@ pub(super) enum Quick {
 }
 
 /// Answer `request` here if it is a plain call (module docs), or hand it
-/// back whole.
-pub(super) async fn answer(registry: &Registry, parts: Parts, body: Bytes) -> Quick {
-    let plain = headers_are_plain(&parts.headers)
+/// back whole. `sessions` are the server's, for a request in a session
+/// (`Mcp-Session-Id`); `None` for a request without one.
+pub(super) async fn answer(
+    registry: &Registry,
+    parts: Parts,
+    body: Bytes,
+    sessions: Option<&Arc<Sessions>>,
+) -> Quick {
+    let message = headers_are_plain(&parts.headers)
         .then(|| serde_json::from_slice::<ClientJsonRpcMessage>(&body).ok())
-        .flatten()
+        .flatten();
+    let session = match sessions {
+        Some(sessions) => match parts
+            .headers
+            .get("mcp-session-id")
+            .and_then(|id| id.to_str().ok())
+        {
+            Some(id) => Some((sessions, id)),
+            None => return Quick::ForRmcp(Request::from_parts(parts, Body::from(body))),
+        },
+        None => None,
+    };
+    if let (Some(message), Some((sessions, id))) = (&message, session)
+        && let Some(request) = cancelled_request(message)
+    {
+        // rmcp hears of it too, for the calls it runs itself.
+        sessions.cancel_quick_call(id, request);
+    }
+    let plain = message
         .and_then(plain_call)
         .filter(|(_, call)| is_simple_tool(registry, &call.name));
-    let Some((id, call)) = plain else {
+    let started = match (plain, session) {
+        (Some((request, call)), Some((sessions, id))) => sessions
+            .quick_call(id, &request)
+            .map(|quick| (request, call, Some(quick))),
+        (Some((request, call)), None) => Some((request, call, None)),
+        (None, _) => None,
+    };
+    let Some((id, call, quick)) = started else {
         return Quick::ForRmcp(Request::from_parts(parts, Body::from(body)));
     };
+    Quick::Answered(run(registry, id, call, quick).await)
+}
+
+/// Run `call` and answer it: JSON, or, for a call cancelled in its
+/// session, an event stream that ends without an answer (as rmcp ends a
+/// cancelled request's stream; the client wants none).
+async fn run(
+    registry: &Registry,
+    id: RequestId,
+    call: CallToolRequestParams,
+    quick: Option<QuickCall>,
+) -> Response {
     let source = CallSource::Mcp {
-        client: None,
-        session: None,
+        client: quick.as_ref().map(|quick| Arc::clone(&quick.client)),
+        session: quick.as_ref().map(|quick| Arc::clone(&quick.session)),
     };
     // A client that goes away drops this future; the pool then stops the
     // plugin if it still runs on a thread of its own.
     let control = CallControl {
         progress: None,
-        cancel: None,
+        cancel: quick.as_ref().map(|quick| quick.cancel.clone()),
     };
     let result = Box::pin(registry.call_with(source, &call.name, call.arguments, control)).await;
+    if quick.is_some_and(|quick| quick.cancel.is_cancelled()) {
+        return no_answer();
+    }
     let message = match tool_answer(result) {
         Ok(response) => {
-            // The shape of results before 2026-07-28, as rmcp gives them.
+            // The shape of results before 2026-07-28 (every session's, as
+            // sessions are opened with `initialize`), as rmcp gives them.
             let mut result = ServerResult::from(response);
             result.strip_result_type_for_legacy_peer();
             result.strip_non_object_output_for_legacy_peer();
@@ -68,7 +127,20 @@ pub(super) async fn answer(registry: &Registry, parts: Parts, body: Bytes) -> Qu
         }
         Err(error) => ServerJsonRpcMessage::error(error, Some(id)),
     };
-    Quick::Answered(json_response(&message))
+    json_response(&message)
+}
+
+/// The request a `notifications/cancelled` names.
+fn cancelled_request(message: &ClientJsonRpcMessage) -> Option<&RequestId> {
+    match message {
+        ClientJsonRpcMessage::Notification(notification) => match &notification.notification {
+            ClientNotification::CancelledNotification(cancelled) => {
+                cancelled.params.request_id.as_ref()
+            }
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// The call in `message` when it is a plain `tools/call`: no `_meta`, and
@@ -142,6 +214,18 @@ fn headers_are_plain(headers: &HeaderMap) -> bool {
             .is_ok_and(|value| PLAIN_REVISIONS.iter().any(|known| known.as_str() == value)),
     };
     sends_json && json && sse && !other && revision
+}
+
+/// An event stream with no event in it.
+fn no_answer() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        )],
+        Body::empty(),
+    )
+        .into_response()
 }
 
 /// `message` as rmcp answers a stateless request in JSON.
@@ -279,7 +363,7 @@ mod tests {
         let (registry, _folder) = addition().await;
         let plain = r#"{"jsonrpc":"2.0","id":"a","method":"tools/call","params":{"name":"add","arguments":{"left":2,"right":3}}}"#;
         let (parts, body) = request(&PLAIN, plain);
-        let Quick::Answered(response) = answer(&registry, parts, body).await else {
+        let Quick::Answered(response) = answer(&registry, parts, body, None).await else {
             panic!("a plain call goes to rmcp");
         };
         assert_eq!(response.status(), StatusCode::OK);
@@ -301,7 +385,7 @@ mod tests {
             (&newest[..], plain),
         ] {
             let (parts, bytes) = request(headers, body);
-            let Quick::ForRmcp(request) = answer(&registry, parts, bytes).await else {
+            let Quick::ForRmcp(request) = answer(&registry, parts, bytes, None).await else {
                 panic!("answered here: {body} with {headers:?}");
             };
             assert_eq!(request.headers(), &self::headers(headers));

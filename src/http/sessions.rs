@@ -28,7 +28,9 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use futures_util::{Stream, StreamExt};
-use rmcp::model::{ClientJsonRpcMessage, ServerJsonRpcMessage};
+use rmcp::model::{
+    ClientJsonRpcMessage, ClientNotification, ClientRequest, RequestId, ServerJsonRpcMessage,
+};
 use rmcp::transport::streamable_http_server::session::local::{
     LocalSessionManager, LocalSessionManagerError, SessionError,
 };
@@ -87,9 +89,28 @@ struct Activity {
     /// When the session's life in the store was last extended.
     refreshed: Instant,
     state: Residence,
+    /// The client's name, from its `initialize`.
+    client: Option<Arc<str>>,
+    /// Whether the client has sent `notifications/initialized`, after which
+    /// its calls may be answered outside rmcp (see [`QuickCall`]).
+    initialized: bool,
+    /// The calls of this session answered outside rmcp now, to cancel.
+    quick_calls: Vec<(RequestId, CancellationToken)>,
 }
 
 impl Activity {
+    fn new(now: Instant) -> Self {
+        Self {
+            last: now,
+            open_streams: 0,
+            refreshed: now,
+            state: Residence::Awake,
+            client: None,
+            initialized: false,
+            quick_calls: Vec::new(),
+        }
+    }
+
     /// No stream open, nothing heard from the client for `quiet`.
     fn quiet_for(&self, quiet: Duration, now: Instant) -> bool {
         self.open_streams == 0 && now.duration_since(self.last) >= quiet
@@ -194,22 +215,31 @@ impl Sessions {
     /// The client of `id` spoke.
     fn touch(&self, id: &SessionId) {
         let now = Instant::now();
-        let refresh = match self.activity().get_mut(id) {
-            Some(activity) => {
-                activity.last = now;
-                self.handshakes.shared().filter(|store| {
-                    // A few times per lifetime is enough, and costs the
-                    // requests in between nothing.
-                    let due = now.duration_since(activity.refreshed) >= store.ttl() / 4;
-                    if due {
-                        activity.refreshed = now;
-                    }
-                    due
-                })
+        let refresh = self
+            .activity()
+            .get_mut(id)
+            .and_then(|activity| self.heard(activity, now).cloned());
+        self.refresh(id, refresh);
+    }
+
+    /// Note that a session's client spoke at `now`; the store to extend the
+    /// session in, when that is due.
+    fn heard(&self, activity: &mut Activity, now: Instant) -> Option<&RedisSessionStore> {
+        activity.last = now;
+        self.handshakes.shared().filter(|store| {
+            // A few times per lifetime is enough, and costs the requests in
+            // between nothing.
+            let due = now.duration_since(activity.refreshed) >= store.ttl() / 4;
+            if due {
+                activity.refreshed = now;
             }
-            None => None,
-        };
-        if let Some(store) = refresh.cloned() {
+            due
+        })
+    }
+
+    /// Extend session `id`'s life in `store`, in the background.
+    fn refresh(&self, id: &SessionId, store: Option<RedisSessionStore>) {
+        if let Some(store) = store {
             let id = id.clone();
             tokio::spawn(async move {
                 if let Err(error) = store.refresh(&id).await {
@@ -219,25 +249,78 @@ impl Sessions {
         }
     }
 
-    /// Session `id` is open here now (new, or restored from the store);
-    /// what was known of it before, if anything.
-    fn opened(&self, id: &SessionId) -> Option<Activity> {
+    /// Session `id` is open here now (new, restored from the store, or
+    /// woken); where it was before, if it was known.
+    ///
+    /// A woken session keeps what it had: calls answered outside rmcp may
+    /// still run, and the handshake replayed to its new worker is the one
+    /// it had.
+    fn opened(&self, id: &SessionId) -> Option<Residence> {
         let now = Instant::now();
         let (before, count) = {
             let mut activity = self.activity();
-            let before = activity.insert(
-                id.clone(),
-                Activity {
-                    last: now,
-                    open_streams: 0,
-                    refreshed: now,
-                    state: Residence::Awake,
-                },
-            );
+            let before = match activity.get_mut(id) {
+                Some(known) => {
+                    known.last = now;
+                    known.refreshed = now;
+                    Some(std::mem::replace(&mut known.state, Residence::Awake))
+                }
+                None => {
+                    activity.insert(id.clone(), Activity::new(now));
+                    None
+                }
+            };
             (before, activity.len())
         };
         self.publish_count(count);
         before
+    }
+
+    /// Start a call in session `id` that is answered outside rmcp (see
+    /// [`super::quick_calls`]), counted as a stream the session holds open
+    /// until the [`QuickCall`] is dropped. `None` when the session is not
+    /// held here, its handshake is not done, or a call with the same id is
+    /// running: rmcp then serves the request, as it does any other.
+    pub fn quick_call(self: &Arc<Self>, id: &str, request: &RequestId) -> Option<QuickCall> {
+        let now = Instant::now();
+        let mut activity = self.activity();
+        let (id, known) = activity.get_key_value(id)?;
+        let id = id.clone();
+        let client = known.client.clone().filter(|_| known.initialized)?;
+        if known
+            .quick_calls
+            .iter()
+            .any(|(running, _)| running == request)
+        {
+            return None;
+        }
+        let known = activity.get_mut(&id)?;
+        let cancel = CancellationToken::new();
+        known.quick_calls.push((request.clone(), cancel.clone()));
+        known.open_streams += 1;
+        let refresh = self.heard(known, now).cloned();
+        drop(activity);
+        self.refresh(&id, refresh);
+        Some(QuickCall {
+            session: id.clone(),
+            client,
+            cancel,
+            _open: OpenStream {
+                sessions: Arc::downgrade(self),
+                id,
+                call: Some(request.clone()),
+            },
+        })
+    }
+
+    /// The client of session `id` cancelled its request `request`: if that
+    /// is a call answered outside rmcp, stop it.
+    pub fn cancel_quick_call(&self, id: &str, request: &RequestId) {
+        if let Some(known) = self.activity().get(id)
+            && let Some((_, cancel)) = known.quick_calls.iter().find(|(r, _)| r == request)
+        {
+            cancel.cancel();
+        }
     }
 
     /// `stream`, counted as open for `id` until it ends or is dropped.
@@ -256,6 +339,7 @@ impl Sessions {
         let guard = OpenStream {
             sessions: Arc::downgrade(self),
             id: id.clone(),
+            call: None,
         };
         stream.map(move |message| {
             let _open = &guard;
@@ -373,7 +457,7 @@ impl Sessions {
         // the session out of the asleep ones twice.
         let was_asleep = self
             .opened(id)
-            .is_some_and(|a| !matches!(a.state, Residence::Awake));
+            .is_some_and(|state| !matches!(state, Residence::Awake));
         if was_asleep {
             tracing::debug!(session = %id, "MCP session woken by its client");
             self.operations.session_woke();
@@ -408,10 +492,13 @@ impl Drop for Admission {
     }
 }
 
-/// A stream a session holds open; see [`Sessions::track`].
+/// A stream a session holds open; see [`Sessions::track`] and
+/// [`Sessions::quick_call`].
 struct OpenStream {
     sessions: Weak<Sessions>,
     id: SessionId,
+    /// The request of a call answered outside rmcp, which ends with this.
+    call: Option<RequestId>,
 }
 
 impl Drop for OpenStream {
@@ -421,8 +508,21 @@ impl Drop for OpenStream {
         {
             activity.open_streams = activity.open_streams.saturating_sub(1);
             activity.last = Instant::now();
+            if let Some(call) = &self.call {
+                activity.quick_calls.retain(|(running, _)| running != call);
+            }
         }
     }
+}
+
+/// A call in a session answered outside rmcp; see [`Sessions::quick_call`].
+pub struct QuickCall {
+    pub session: SessionId,
+    /// The client's name, from its handshake.
+    pub client: Arc<str>,
+    /// Cancelled when the client cancels the call or its session ends.
+    pub cancel: CancellationToken,
+    _open: OpenStream,
 }
 
 /// The manager rmcp drives, around the shared [`Sessions`].
@@ -448,6 +548,12 @@ impl SessionManager for CountedSessions {
         message: ClientJsonRpcMessage,
     ) -> Result<ServerJsonRpcMessage, Error> {
         self.0.touch(id);
+        if let ClientJsonRpcMessage::Request(request) = &message
+            && let ClientRequest::InitializeRequest(initialize) = &request.request
+            && let Some(known) = self.0.activity().get_mut(id)
+        {
+            known.client = Some(initialize.params.client_info.name.as_str().into());
+        }
         self.0.inner.initialize_session(id, message).await
     }
 
@@ -482,6 +588,12 @@ impl SessionManager for CountedSessions {
         message: ClientJsonRpcMessage,
     ) -> Result<(), Error> {
         self.0.touch(id);
+        if let ClientJsonRpcMessage::Notification(notification) = &message
+            && let ClientNotification::InitializedNotification(_) = &notification.notification
+            && let Some(known) = self.0.activity().get_mut(id)
+        {
+            known.initialized = true;
+        }
         self.0.inner.accept_message(id, message).await
     }
 
@@ -524,6 +636,10 @@ impl Sessions {
         let (count, was_asleep) = {
             let mut activity = self.activity();
             let removed = activity.remove(id);
+            // Its calls answered outside rmcp end with it, as rmcp's do.
+            for (_, cancel) in removed.iter().flat_map(|a| &a.quick_calls) {
+                cancel.cancel();
+            }
             let was_asleep = removed.is_some_and(|a| !matches!(a.state, Residence::Awake));
             (activity.len(), was_asleep)
         };
@@ -618,6 +734,55 @@ mod tests {
         sessions.hibernate(&id).await;
         assert!(!manager.has_session(&id).await.unwrap(), "asleep");
         assert_eq!(sessions.operations.sessions_asleep(), 1);
+        shutdown.cancel();
+    }
+
+    /// Make session `id`'s handshake done, as `initialize` and
+    /// `notifications/initialized` passing through the manager do.
+    fn shake_hands(sessions: &Sessions, id: &SessionId) {
+        let mut activity = sessions.activity();
+        let known = activity.get_mut(id).unwrap();
+        known.client = Some("test".into());
+        known.initialized = true;
+    }
+
+    #[tokio::test]
+    async fn a_quick_call_waits_for_the_handshake_holds_its_session_and_ends_with_it() {
+        let after = Duration::from_secs(10);
+        let (sessions, manager, shutdown) = hibernating(after);
+        let (id, _transport) = manager.create_session().await.unwrap();
+        let (first, second) = (RequestId::Number(1), RequestId::String("2".into()));
+        assert!(
+            sessions.quick_call(&id, &first).is_none(),
+            "no handshake yet"
+        );
+        assert!(sessions.quick_call("no such session", &first).is_none());
+        shake_hands(&sessions, &id);
+
+        let one = sessions.quick_call(&id, &first).expect("a quick call");
+        assert_eq!((&*one.session, &*one.client), (&*id, "test"));
+        assert!(
+            sessions.quick_call(&id, &first).is_none(),
+            "the same id twice at once is for rmcp to refuse"
+        );
+        let two = sessions.quick_call(&id, &second).expect("another call");
+        // A running call keeps the session from sleep and from expiring.
+        quiet(&sessions, &id, Duration::from_secs(11));
+        let later = Instant::now() + Duration::from_secs(3601);
+        assert!(sessions.drowsy(later).is_empty());
+        assert!(sessions.idle(later).is_empty());
+
+        sessions.cancel_quick_call(&id, &second);
+        assert!(two.cancel.is_cancelled() && !one.cancel.is_cancelled());
+        drop(two);
+        assert!(
+            sessions.quick_call(&id, &second).is_some(),
+            "its id is free"
+        );
+        // The session ends: its calls are stopped.
+        manager.close_session(&id).await.unwrap();
+        assert!(one.cancel.is_cancelled());
+        drop(one);
         shutdown.cancel();
     }
 

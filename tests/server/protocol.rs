@@ -203,19 +203,29 @@ async fn ping_in(server: &TestServer, session: &str, body: String) -> u16 {
     post_in(server, session, body).await.status().as_u16()
 }
 
-/// Call `say_hello` for `name` in `session`: the greeting, or a description
-/// of what came back instead.
+/// How a call in a session is served.
+#[derive(Clone, Copy)]
+enum Route {
+    /// A plain call: on the quick path, outside rmcp's session worker.
+    Quick,
+    /// With `_meta`: by the session's worker in rmcp.
+    Rmcp,
+}
+
+/// Call `say_hello` for `name` in `session`, served by `route`: the greeting,
+/// or a description of what came back instead.
 async fn hello_in(
     server: &TestServer,
     session: &str,
     id: u64,
     name: &str,
+    route: Route,
 ) -> Result<String, String> {
-    let body = rpc(
-        id,
-        "tools/call",
-        json!({"name": "say_hello", "arguments": {"name": name}}),
-    );
+    let mut params = json!({"name": "say_hello", "arguments": {"name": name}});
+    if let Route::Rmcp = route {
+        params["_meta"] = json!({"note": "an unknown key sends the call through rmcp"});
+    }
+    let body = rpc(id, "tools/call", params);
     let response = post_in(server, session, body).await;
     let status = response.status();
     if status != 200 {
@@ -245,27 +255,37 @@ async fn until_asleep(server: &TestServer, count: u64) {
 }
 
 #[tokio::test]
-async fn a_quiet_session_falls_asleep_and_its_next_call_wakes_it() {
+async fn a_quiet_session_falls_asleep_and_a_request_for_rmcp_wakes_it() {
     let (server, session) = a_session_asleep_after(Duration::from_millis(50)).await;
     let operations = &server.server.operations;
     until_asleep(&server, 1).await;
     assert_eq!(operations.sessions(), 1, "asleep, still open");
-
     let mut events = server.events();
+    let its_clients = wasimancer::events::CallSource::Mcp {
+        client: Some("raw-http".into()),
+        session: Some(session.as_str().into()),
+    };
+
+    // A plain call needs no worker: it is answered, the session sleeps on.
     assert_eq!(
-        hello_in(&server, &session, 2, "Bob Morane").await,
+        hello_in(&server, &session, 2, "Ada", Route::Quick).await,
+        Ok("Hello, Ada!".to_string())
+    );
+    assert_eq!(
+        (operations.sessions_asleep(), operations.sessions_woken()),
+        (1, 0)
+    );
+    let record = call_events(&mut events, 1).await.remove(0);
+    assert_eq!(record.source, its_clients);
+
+    assert_eq!(
+        hello_in(&server, &session, 3, "Bob Morane", Route::Rmcp).await,
         Ok("Hello, Bob Morane!".to_string())
     );
     assert_eq!(operations.sessions_woken(), 1);
     // Woken with its handshake: the call is still its client's.
     let record = call_events(&mut events, 1).await.remove(0);
-    assert_eq!(
-        record.source,
-        wasimancer::events::CallSource::Mcp {
-            client: Some("raw-http".into()),
-            session: Some(session.as_str().into())
-        }
-    );
+    assert_eq!(record.source, its_clients);
 
     // Asleep again, a DELETE ends it for good.
     until_asleep(&server, 1).await;
@@ -290,7 +310,8 @@ async fn a_quiet_session_falls_asleep_and_its_next_call_wakes_it() {
 }
 
 /// Requests that come as their session falls asleep, several at once, are
-/// answered like any other: the session wakes once, for all of them.
+/// answered like any other: the session wakes once, for all of those rmcp
+/// serves, and the plain calls among them are answered asleep or awake.
 #[tokio::test]
 async fn calls_racing_their_session_falling_asleep_are_all_answered() {
     let (server, session) = a_session_asleep_after(Duration::from_millis(1)).await;
@@ -300,9 +321,9 @@ async fn calls_racing_their_session_falling_asleep_are_all_answered() {
         if operations.sessions_woken() >= 20 {
             break;
         }
-        let calls = (0..4).map(|_| {
+        let calls = [Route::Quick, Route::Rmcp, Route::Quick, Route::Rmcp].map(|route| {
             id += 1;
-            hello_in(&server, &session, id, "Bob")
+            hello_in(&server, &session, id, "Bob", route)
         });
         for answer in futures_util::future::join_all(calls).await {
             assert_eq!(answer, Ok("Hello, Bob!".to_string()), "round {round}");

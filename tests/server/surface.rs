@@ -386,9 +386,7 @@ async fn a_stateless_server_answers_json_and_streams_only_when_progress_comes_fi
 }
 
 /// A `--stateless` server answers a plain call on its quick path, and one
-/// with `_meta` through rmcp: both must read the same, whatever the call
-/// gives (a result, structured output, a tool error, refused arguments, an
-/// unknown tool, a tool that needs sampling).
+/// with `_meta` through rmcp: both must read the same.
 #[tokio::test]
 async fn a_stateless_server_answers_plain_calls_as_rmcp_does() {
     let (server, _plugins) = serve_with(|settings| settings.http.stateless = true).await;
@@ -397,6 +395,27 @@ async fn a_stateless_server_answers_plain_calls_as_rmcp_does() {
         ("authorization", bearer.as_str()),
         ("mcp-protocol-version", "2025-06-18"),
     ];
+    answers_plain_calls_as_rmcp_does(|body| post_mcp(&server.url, body, &headers)).await;
+}
+
+/// In a session, a plain call is answered on the quick path, and one with
+/// `_meta` by the session's worker in rmcp: both must read the same.
+#[tokio::test]
+async fn a_session_answers_plain_calls_as_rmcp_does() {
+    let (server, _plugins) = serve().await;
+    let session = open_session(&server).await;
+    answers_plain_calls_as_rmcp_does(|body| post_in(&server, &session, body)).await;
+}
+
+/// Calls sent by `post` plain and with `_meta` (which sends them through
+/// rmcp) read the same, whatever the call gives: a result, structured
+/// output, a tool error, refused arguments, an unknown tool, a tool that
+/// needs sampling.
+async fn answers_plain_calls_as_rmcp_does<F, Fut>(post: F)
+where
+    F: Fn(String) -> Fut,
+    Fut: Future<Output = reqwest::Response>,
+{
     let calls = [
         json!({"name": "echo_content", "arguments": {"text": "hi"}}),
         json!({"name": "echo_json", "arguments": {"result": 4}}),
@@ -406,12 +425,12 @@ async fn a_stateless_server_answers_plain_calls_as_rmcp_does() {
         json!({"name": "no such tool"}),
         json!({"name": "needs_sampling"}),
     ];
-    for call in calls {
+    for (id, call) in (10..).zip(calls) {
         let mut through_rmcp = call.clone();
         through_rmcp["_meta"] = json!({"note": "an unknown key sends the call through rmcp"});
         let mut answers = Vec::new();
         for params in [call.clone(), through_rmcp] {
-            let response = post_mcp(&server.url, rpc(9, "tools/call", params), &headers).await;
+            let response = post(rpc(id, "tools/call", params)).await;
             let status = response.status();
             let content_type = header(&response, "content-type");
             let body: Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
@@ -607,6 +626,64 @@ async fn a_cancelled_call_stops_frees_its_only_instance_and_is_logged_while_othe
     assert_eq!(failure(&calls[1]).0, FailureKind::Cancelled);
     until_busy(&server, "faults", 0).await;
     close(client).await;
+}
+
+/// A plain call in a session (answered outside rmcp's worker) is stopped
+/// by `notifications/cancelled` for its id, and by the end of its session;
+/// its stream then ends without an answer, as rmcp ends a cancelled one.
+#[tokio::test]
+async fn a_plain_call_in_a_session_stops_when_cancelled_or_when_its_session_ends() {
+    let (server, _plugins) = serve().await;
+    let session = open_session(&server).await;
+    let mut events = server.events();
+    let spin = |id| rpc(id, "tools/call", json!({"name": "spin", "arguments": {}}));
+
+    let cancel = async {
+        until_busy(&server, "faults", 1).await;
+        let cancelled = json!({
+            "jsonrpc": "2.0",
+            "method": "notifications/cancelled",
+            "params": {"requestId": 5, "reason": "changed my mind"}
+        });
+        post_in(&server, &session, cancelled.to_string()).await
+    };
+    let (running, cancelled) = tokio::join!(post_in(&server, &session, spin(5)), cancel);
+    assert_eq!(cancelled.status(), 202);
+    assert_no_answer(running).await;
+    let record = call_events(&mut events, 1).await.remove(0);
+    assert_eq!(failure(&record).0, FailureKind::Cancelled);
+    assert_eq!(
+        record.source,
+        wasimancer::events::CallSource::Mcp {
+            client: Some("raw-http".into()),
+            session: Some(session.as_str().into())
+        }
+    );
+    until_busy(&server, "faults", 0).await;
+
+    let end_session = async {
+        until_busy(&server, "faults", 1).await;
+        reqwest::Client::new()
+            .delete(&server.url)
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .header("mcp-session-id", &session)
+            .send()
+            .await
+            .unwrap()
+    };
+    let (running, ended) = tokio::join!(post_in(&server, &session, spin(6)), end_session);
+    assert_eq!(ended.status(), 204);
+    assert_no_answer(running).await;
+    let record = call_events(&mut events, 1).await.remove(0);
+    assert_eq!(failure(&record).0, FailureKind::Cancelled);
+    until_busy(&server, "faults", 0).await;
+}
+
+/// `response` is an event stream that ended with nothing in it.
+async fn assert_no_answer(response: reqwest::Response) {
+    assert_eq!(response.status(), 200);
+    assert_eq!(header(&response, "content-type"), "text/event-stream");
+    assert_eq!(response.text().await.unwrap(), "");
 }
 
 #[tokio::test]
