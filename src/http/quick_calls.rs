@@ -57,7 +57,10 @@ pub(super) async fn answer(
     body: Bytes,
     sessions: Option<&Arc<Sessions>>,
 ) -> Quick {
-    let message = headers_are_plain(&parts.headers)
+    let plain_headers = headers_are_plain(&parts.headers);
+    // In a session every message is read: a cancel is heard whatever its
+    // headers, as long as rmcp accepts them.
+    let message = (plain_headers || sessions.is_some())
         .then(|| serde_json::from_slice::<ClientJsonRpcMessage>(&body).ok())
         .flatten();
     let session = match sessions {
@@ -78,6 +81,7 @@ pub(super) async fn answer(
         sessions.cancel_quick_call(id, request);
     }
     let plain = message
+        .filter(|_| plain_headers)
         .and_then(plain_call)
         .filter(|(_, call)| is_simple_tool(registry, &call.name));
     let started = match (plain, session) {
